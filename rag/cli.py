@@ -1,0 +1,118 @@
+"""`rag` on the command line: a thin shell over rag.api."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from dataclasses import asdict
+
+from .config import load_settings
+from .types import RagError
+
+
+def _settings(args: argparse.Namespace):
+    return load_settings(
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        model=args.model,
+        threads=args.threads,
+    )
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .api import build_index
+
+    settings = _settings(args)
+    stats = build_index(
+        settings.corpus_dir, settings.index_dir, full=args.full, settings=settings, progress=True
+    )
+    print(
+        f"indexed {settings.corpus_dir} into {settings.index_dir}: {stats.added} added, "
+        f"{stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged, "
+        f"{len(stats.skipped)} skipped; {stats.chunks} chunks"
+    )
+    for path, reason in stats.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .api import retrieve
+
+    settings = _settings(args)
+    passages = retrieve(args.query, args.k, index_dir=settings.index_dir, mode=args.mode, settings=settings)
+    if args.json:
+        print(json.dumps([asdict(p) for p in passages], indent=2, ensure_ascii=False))
+        return 0
+    if not passages:
+        print("no passages found")
+    for rank, p in enumerate(passages, 1):
+        page = f", page {p.page}" if p.page is not None else ""
+        print(f"[{rank}] {p.title} ({p.doc_id}{page}) score {p.score:.3f}")
+        print(textwrap.indent(p.text, "    ") + "\n")
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .api import answer
+
+    settings = _settings(args)
+    result = answer(args.question, k=args.k, index_dir=settings.index_dir, settings=settings)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2, ensure_ascii=False))
+        return 0
+    print(result.text)
+    if result.note:
+        print(f"\n({result.note})")
+    if result.citations:
+        print("\nSources:")
+    for c in result.citations:
+        page = f", page {c.page}" if c.page is not None else ""
+        print(f"[{c.number}] {c.title} ({c.doc_id}{page})\n    \"{c.quote}\"")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", metavar="DIR", help="index folder (default: index, or RAG_INDEX_DIR)")
+    common.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
+    common.add_argument("--threads", type=int, help="torch threads for encoding (RAG_THREADS)")
+
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Offline question answering over your articles, with verified quotes."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", parents=[common], help="build or update the index")
+    index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    index.add_argument("--full", action="store_true", help="rebuild from scratch")
+    index.set_defaults(run=_cmd_index)
+
+    search = commands.add_parser("search", parents=[common], help="show the best passages")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(run=_cmd_search)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question with quotes")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, help="passages to read (default 5)")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.set_defaults(run=_cmd_ask)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (RagError, ValueError) as e:
+        print(f"rag: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        kept = "; the index is as it was before this build" if args.command == "index" else ""
+        print(f"rag: interrupted{kept}", file=sys.stderr)
+        return 130

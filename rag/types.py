@@ -1,0 +1,115 @@
+"""Typed records passed between pipeline stages: files → Document → Chunk → Passage → Answer."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """One loaded source file.
+
+    ``page_starts`` holds, for PDFs, the character offset in ``text`` where each page begins
+    (page 1 first); it is empty for formats without pages.
+    """
+
+    doc_id: str
+    title: str
+    text: str
+    content_hash: str
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding character ``offset``, or None for formats without pages."""
+        return page_at(self.page_starts, offset)
+
+
+def page_at(page_starts: tuple[int, ...] | list[int], offset: int) -> int | None:
+    if not page_starts:
+        return None
+    return max(1, bisect_right(page_starts, offset))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span of a document's text: ``document.text[start:end] == text``."""
+
+    doc_id: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    pages: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk, best first in any result list.
+
+    ``score`` orders results in the mode used (fused rank score for hybrid); ``similarity`` is
+    always the embedding cosine with the query, comparable across queries, which is what a
+    relevance threshold should look at.
+    """
+
+    text: str
+    doc_id: str
+    title: str
+    score: float
+    start: int
+    end: int
+    page: int | None = None
+    chunk_id: int = -1
+    similarity: float = 0.0
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verified quote: ``quote`` is exactly the cited document's ``text[start:end]``."""
+
+    number: int
+    quote: str
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    page: int | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class IndexStats:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+
+
+class RagError(Exception):
+    """An error meant for the user: its message says what went wrong and how to fix it."""
+
+
+class IndexNotFoundError(RagError):
+    pass
+
+
+class IndexMismatchError(RagError):
+    pass
+
+
+class IndexCorruptError(RagError):
+    pass
+
+
+class LoadError(RagError):
+    """A file that cannot be indexed; the message is the one-line reason."""
