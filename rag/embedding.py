@@ -58,6 +58,9 @@ class Embedder:
         if threads > 0:
             torch.set_num_threads(threads)
         path = resolve_model_path(model)
+        if os.path.isdir(path):
+            # Local weights: keep the hub client from phoning home for metadata.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             with _quiet_transformers():
                 self._model = SentenceTransformer(path, device="cpu")
