@@ -22,6 +22,9 @@ class Settings:
     # Torch intra-op threads; 0 keeps torch's own choice.
     threads: int = 1
     max_file_mb: float = 50.0
+    # Each file is parsed in a child process bounded by these, so a hostile file is just skipped.
+    parse_timeout_s: float = 60.0
+    parse_memory_mb: int = 2048
     # Retrieval.
     top_k: int = 5
     mode: str = "hybrid"

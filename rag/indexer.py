@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from .chunking import chunk_document
 from .config import Settings, load_settings
 from .embedding import Embedder, get_embedder
-from .loaders import file_hash, find_files, load_document
+from .guard import GuardedLoader
+from .loaders import file_hash, find_files
 from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
 from .types import Chunk, Document, IndexStats, LoadError, RagError
 
@@ -123,24 +124,25 @@ def _build_locked(
     hashes: dict[str, str] = {}
     planned: list[_PlannedDocument] = []
     titles: dict[str, str] = {}
-    for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
-        try:
-            content_hash = file_hash(path)
-            if known.get(doc_id) == content_hash:
-                hashes[doc_id] = content_hash
-                stats.unchanged += 1
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
+        for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+            try:
+                content_hash = file_hash(path)
+                if known.get(doc_id) == content_hash:
+                    hashes[doc_id] = content_hash
+                    stats.unchanged += 1
+                    continue
+                doc = reader.load(path, doc_id, content_hash)
+            except (LoadError, OSError) as e:
+                reason = str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}"
+                if doc_id in known:
+                    hashes[doc_id] = known[doc_id]
+                    reason += " (the previously indexed version is kept)"
+                stats.skipped.append((doc_id, reason))
                 continue
-            doc = load_document(path, doc_id, content_hash)
-        except (LoadError, OSError) as e:
-            reason = str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}"
-            if doc_id in known:
-                hashes[doc_id] = known[doc_id]
-                reason += " (the previously indexed version is kept)"
-            stats.skipped.append((doc_id, reason))
-            continue
-        hashes[doc_id] = content_hash
-        titles[doc_id], chunks = _chunk_for(embedder, settings, doc)
-        planned.append(_PlannedDocument(doc, chunks, doc_id in known))
+            hashes[doc_id] = content_hash
+            titles[doc_id], chunks = _chunk_for(embedder, settings, doc)
+            planned.append(_PlannedDocument(doc, chunks, doc_id in known))
     removed = [doc_id for doc_id in known if doc_id not in hashes]
 
     stats.added = sum(not p.replaces_existing for p in planned)

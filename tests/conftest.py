@@ -1,0 +1,47 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fpdf import FPDF
+
+
+def write_pdf(path: Path, pages: list[str], *, title: str | None = None,
+              user_password: str | None = None, owner_password: str | None = None) -> Path:
+    """A real PDF with one page per entry of ``pages`` (an empty entry gives a blank page)."""
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    if owner_password:
+        pdf.set_encryption(owner_password=owner_password, user_password=user_password)
+    pdf.set_font("helvetica", size=11)
+    for page_text in pages:
+        pdf.add_page()
+        if page_text:
+            pdf.multi_cell(0, 8, page_text)
+    pdf.output(str(path))
+    return path
+
+
+@pytest.fixture
+def make_pdf(tmp_path: Path) -> Callable[..., Path]:
+    """``make_pdf(name, pages, title=..., user_password=..., owner_password=...)`` in tmp_path."""
+    return lambda name, pages, **options: write_pdf(tmp_path / name, pages, **options)
+
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CORPUS = REPO / "corpus"
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def default_index(tmp_path_factory) -> Path:
+    """An index of the shipped default corpus, built once per test session."""
+    from rag import build_index
+
+    index_dir = tmp_path_factory.mktemp("default-index")
+    build_index(DEFAULT_CORPUS, index_dir)
+    return index_dir

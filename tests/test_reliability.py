@@ -1,0 +1,107 @@
+"""Builds killed at any moment, a second writer, and a dead writer's lock: the index survives."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rag import build_index, retrieve
+from rag.store import open_snapshot
+from rag.types import RagError
+from tests.conftest import SHARED
+
+QUERIES = ["vitamin D deficiency", "tumour growth in mice", "gene expression in cells"]
+
+
+def _scifact_docs(count: int) -> list[dict]:
+    with (SHARED / "beir" / "scifact" / "corpus.jsonl").open() as f:
+        return [json.loads(next(f)) for _ in range(count)]
+
+
+def _write(folder, docs) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for doc in docs:
+        (folder / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+
+
+def _state(index_dir) -> tuple:
+    """What a reader sees: documents, their hashes, every chunk, and the top results."""
+    snapshot = open_snapshot(index_dir)
+    chunks = sorted((r.doc_id, r.start, r.end, r.text) for r in snapshot.chunks(
+        [int(i) for i in range(snapshot.manifest["next_chunk_id"])]).values())
+    results = [[(p.doc_id, p.start) for p in retrieve(q, 5, index_dir=index_dir)] for q in QUERIES]
+    return snapshot.manifest["documents"], chunks, results
+
+
+def _index_process(corpus, index_dir) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag", "index", "--corpus", str(corpus), "--index", str(index_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    """A built index of 20 abstracts, and a corpus change (20 added, 2 edited, 2 deleted) to apply."""
+    root = tmp_path_factory.mktemp("kill")
+    docs = _scifact_docs(40)
+    _write(root / "before", docs[:20])
+    build_index(root / "before", root / "index-before")
+
+    after = root / "after"
+    shutil.copytree(root / "before", after)
+    _write(after, docs[20:])
+    for doc in docs[:2]:
+        (after / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\nRevised. {doc['text']}\n")
+    for doc in docs[2:4]:
+        (after / f"{doc['_id']}.md").unlink()
+
+    reference = root / "index-reference"
+    shutil.copytree(root / "index-before", reference)
+    start = time.monotonic()
+    assert _index_process(after, reference).wait() == 0
+    return root, time.monotonic() - start, _state(root / "index-before"), _state(reference)
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.45, 0.7, 0.9])
+def test_sigkill_at_any_point_keeps_the_last_good_index(scenario, tmp_path, fraction):
+    root, duration, before, complete = scenario
+    index_dir = tmp_path / "index"
+    shutil.copytree(root / "index-before", index_dir)
+
+    build = _index_process(root / "after", index_dir)
+    time.sleep(fraction * duration)
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+
+    assert _state(index_dir) in (before, complete), "a killed build left a third state"
+    build_index(root / "after", index_dir)
+    assert _state(index_dir) == complete
+
+
+def test_lock_of_a_killed_writer_does_not_block_the_next_build(tmp_path):
+    corpus = tmp_path / "corpus"
+    _write(corpus, _scifact_docs(2))
+    index_dir = tmp_path / "index"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom rag.indexer import build_lock\n"
+         f"with build_lock(__import__('pathlib').Path({str(index_dir)!r})):\n"
+         "    print('locked', flush=True)\n    time.sleep(120)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RagError, match=f"another build.*pid {holder.pid}"):
+        build_index(corpus, index_dir)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    assert build_index(corpus, index_dir).added == 2
