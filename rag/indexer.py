@@ -10,7 +10,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -62,8 +62,19 @@ def build_lock(index_dir: Path):
 @dataclass
 class _PlannedDocument:
     document: Document
+    title_for_embedding: str
     chunks: list[Chunk]
     replaces_existing: bool
+
+
+@dataclass
+class _Plan:
+    """What a build has to do, decided before anything is written."""
+
+    stats: IndexStats
+    hashes: dict[str, str] = field(default_factory=dict)  # every doc_id the new index will hold
+    documents: list[_PlannedDocument] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 def embedding_text(title: str, chunk_text: str) -> str:
@@ -115,73 +126,82 @@ def _build_locked(
     base: Snapshot | None = None
     if not full and read_current(index_dir) is not None:
         base = open_snapshot(index_dir)
-        check_compatible(base.manifest, settings.model, chunking, index_dir)
-    known: dict[str, str] = base.manifest["documents"] if base else {}
+    try:
+        if base is not None:
+            check_compatible(base.manifest, settings.model, chunking, index_dir)
+        embedder = get_embedder(settings.model, settings.threads, settings.batch_size)
+        plan = _plan(corpus_dir, base.manifest["documents"] if base else {}, embedder, settings, progress)
+        if base is not None and not plan.documents and not plan.removed:
+            plan.stats.chunks = len(base)
+            return plan.stats
+        _write(index_dir, base, plan, embedder, settings, progress)
+        return plan.stats
+    finally:
+        if base is not None:
+            base.close()
 
+
+def _plan(
+    corpus_dir: Path, known: dict[str, str], embedder: Embedder, settings: Settings, progress: bool
+) -> _Plan:
+    """Read and chunk new and changed files; a file that fails keeps its indexed version."""
     files, skipped = find_files(corpus_dir, max_file_mb=settings.max_file_mb)
-    stats = IndexStats(skipped=list(skipped))
-    embedder = get_embedder(settings.model, settings.threads, settings.batch_size)
-    hashes: dict[str, str] = {}
-    planned: list[_PlannedDocument] = []
-    titles: dict[str, str] = {}
+    plan = _Plan(IndexStats(skipped=list(skipped)))
     with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
         for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
             try:
                 content_hash = file_hash(path)
                 if known.get(doc_id) == content_hash:
-                    hashes[doc_id] = content_hash
-                    stats.unchanged += 1
+                    plan.hashes[doc_id] = content_hash
+                    plan.stats.unchanged += 1
                     continue
                 doc = reader.load(path, doc_id, content_hash)
             except (LoadError, OSError) as e:
                 reason = str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}"
                 if doc_id in known:
-                    hashes[doc_id] = known[doc_id]
+                    plan.hashes[doc_id] = known[doc_id]
                     reason += " (the previously indexed version is kept)"
-                stats.skipped.append((doc_id, reason))
+                plan.stats.skipped.append((doc_id, reason))
                 continue
-            hashes[doc_id] = content_hash
-            titles[doc_id], chunks = _chunk_for(embedder, settings, doc)
-            planned.append(_PlannedDocument(doc, chunks, doc_id in known))
-    removed = [doc_id for doc_id in known if doc_id not in hashes]
+            plan.hashes[doc_id] = content_hash
+            title, chunks = _chunk_for(embedder, settings, doc)
+            plan.documents.append(_PlannedDocument(doc, title, chunks, doc_id in known))
+    plan.removed = [doc_id for doc_id in known if doc_id not in plan.hashes]
+    plan.stats.added = sum(not p.replaces_existing for p in plan.documents)
+    plan.stats.updated = sum(p.replaces_existing for p in plan.documents)
+    plan.stats.removed = len(plan.removed)
+    return plan
 
-    stats.added = sum(not p.replaces_existing for p in planned)
-    stats.updated = sum(p.replaces_existing for p in planned)
-    stats.removed = len(removed)
-    if base is not None and not planned and not removed:
-        stats.chunks = len(base)
-        base.close()
-        return stats
 
-    texts = [embedding_text(titles[p.document.doc_id], c.text) for p in planned for c in p.chunks]
+def _write(
+    index_dir: Path, base: Snapshot | None, plan: _Plan, embedder: Embedder, settings: Settings,
+    progress: bool,
+) -> None:
+    """Embed the planned chunks and commit a new index version with them."""
+    texts = [embedding_text(p.title_for_embedding, c.text) for p in plan.documents for c in p.chunks]
     vectors = embedder.embed_documents(texts, progress=progress)
-
     writer = VersionWriter(index_dir, base, embedder.dimension)
     try:
         next_id = base.manifest["next_chunk_id"] if base else 0
-        for doc_id in removed:
+        for doc_id in plan.removed:
             writer.remove_document(doc_id)
         row = 0
-        for p in planned:
+        for p in plan.documents:
             if p.replaces_existing:
                 writer.remove_document(p.document.doc_id)
             ids = list(range(next_id, next_id + len(p.chunks)))
             writer.add_document(p.document, p.chunks, ids, vectors[row : row + len(p.chunks)])
             next_id += len(p.chunks)
             row += len(p.chunks)
-        stats.chunks = writer.vectors.ntotal
+        plan.stats.chunks = writer.vectors.ntotal
         writer.commit({
             "model": settings.model,
             "dimension": embedder.dimension,
-            "chunking": chunking,
-            "documents": dict(sorted(hashes.items())),
+            "chunking": chunking_parameters(settings),
+            "documents": dict(sorted(plan.hashes.items())),
             "next_chunk_id": next_id,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
     except BaseException:
         writer.abort()
         raise
-    finally:
-        if base is not None:
-            base.close()
-    return stats
