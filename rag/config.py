@@ -28,8 +28,9 @@ class Settings:
     # Retrieval.
     top_k: int = 5
     mode: str = "hybrid"
-    # Answering: below this relevance the corpus is said not to hold the answer.
-    min_relevance: float = 0.35
+    # Answering: below this relevance (best evidence sentence: cosine + term overlap) the corpus
+    # is said not to hold the answer; calibrated by bench/calibrate_refusal.py.
+    min_relevance: float = 0.66
     answer_sentences: int = 3
     # Optional OpenAI-compatible endpoint; nothing is sent anywhere unless llm_base_url is set.
     llm_base_url: str = ""

@@ -6,6 +6,7 @@ import importlib.resources
 import importlib.util
 import os
 import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -47,6 +48,9 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+_RECENT_QUERIES = 256
+
+
 class Embedder:
     """One loaded model with the two operations the pipeline needs: documents in, a query in."""
 
@@ -79,6 +83,7 @@ class Embedder:
         self._tokenizer = self._model.tokenizer
         # Torch modules are not safe to call from several threads at once (web app, watchers).
         self._lock = threading.Lock()
+        self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def count_tokens(self, text: str) -> int:
         """Model tokens in ``text`` without the special tokens the model adds around it."""
@@ -92,7 +97,19 @@ class Embedder:
         return self._encode(texts, self._document_prompt, progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([text], self._query_prompt, False)[0]
+        """Cached: answering embeds the question that retrieval just embedded."""
+        with self._lock:
+            cached = self._recent_queries.get(text)
+            if cached is not None:
+                self._recent_queries.move_to_end(text)
+                return cached
+        vector = self._encode([text], self._query_prompt, False)[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._recent_queries[text] = vector
+            if len(self._recent_queries) > _RECENT_QUERIES:
+                self._recent_queries.popitem(last=False)
+        return vector
 
     def _encode(self, texts: list[str], prompt_name: str | None, progress: bool) -> np.ndarray:
         if not texts:

@@ -8,6 +8,7 @@ caller's script.
 
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import select
@@ -19,7 +20,7 @@ from .loaders import load_document
 from .types import Document, LoadError
 
 
-def _serve(memory_limit_mb: int) -> None:
+def serve(memory_limit_mb: int) -> None:
     """The child's loop: read (path, doc_id, hash) requests on stdin, answer on stdout."""
     if memory_limit_mb > 0:
         limit = memory_limit_mb * 1024 * 1024
@@ -40,6 +41,14 @@ def _serve(memory_limit_mb: int) -> None:
             reply = LoadError(f"cannot be read: {type(e).__name__}: {e}")
         pickle.dump(reply, replies)
         replies.flush()
+
+
+def _child_environment() -> dict[str, str]:
+    """This process's environment, with this copy of rag importable whatever sys.path tricks
+    put it there."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 class GuardedLoader:
@@ -86,9 +95,10 @@ class GuardedLoader:
         if self._worker is None or self._worker.poll() is not None:
             self._stop_worker()
             self._worker = subprocess.Popen(
-                [sys.executable, "-m", "rag.guard", str(self.memory_limit_mb)],
+                [sys.executable, "-c", f"from rag.guard import serve; serve({self.memory_limit_mb})"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                env=_child_environment(),
             )
         return self._worker
 
@@ -109,6 +119,3 @@ class GuardedLoader:
                 pass
         self._stop_worker()
 
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]))

@@ -1,0 +1,166 @@
+"""The extractive answerer on real indexes: right evidence, honest refusals, verified quotes."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from rag import answer, build_index, stream_answer
+from rag.answerer import resolve_follow_up
+from rag.config import Settings
+from rag.retriever import get_retriever
+from rag.types import Answer
+
+from tests.conftest import SHARED, write_pdf
+
+SEED = [json.loads(line) for line in (SHARED / "eval" / "seed_questions.jsonl").open()]
+SCIFACT = SHARED / "beir" / "scifact"
+
+
+def assert_well_formed(result: Answer, index: Path) -> None:
+    """Every quote is its document's text at its offsets; markers and citations match one to one."""
+    retriever = get_retriever(index, Settings())
+    for citation in result.citations:
+        document = retriever.document(citation.doc_id)
+        assert document.text[citation.start : citation.end] == citation.quote
+        assert citation.page == document.page_at(citation.start)
+        assert f'"{citation.quote}"' in result.text
+    first_use = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", result.text)))
+    assert first_use == [c.number for c in result.citations] == list(range(1, len(result.citations) + 1))
+    if not result.found:
+        assert result.citations == [] and "does not contain" in result.text
+
+
+@pytest.fixture(scope="session")
+def scifact_index(tmp_path_factory) -> tuple[Path, list[tuple[str, set[str]]]]:
+    """A few dozen SciFact abstracts: those cited by 20 claims, and 20 others."""
+    queries = {q["_id"]: q for q in map(json.loads, (SCIFACT / "queries.jsonl").open())}
+    relevant: dict[str, set[str]] = {}
+    for line in (SCIFACT / "qrels" / "train.tsv").read_text().splitlines()[1:]:
+        query_id, doc_id, _ = line.split("\t")
+        relevant.setdefault(query_id, set()).add(doc_id)
+    claims = random.Random(1).sample([q for q in relevant if queries[q]["metadata"]], 20)
+    wanted = {d for q in claims for d in relevant[q]}
+    documents = [json.loads(line) for line in (SCIFACT / "corpus.jsonl").open()]
+    wanted |= set(random.Random(2).sample([d["_id"] for d in documents if d["_id"] not in wanted], 20))
+    corpus = tmp_path_factory.mktemp("scifact-corpus")
+    for document in documents:
+        if document["_id"] in wanted:
+            (corpus / f"{document['_id']}.md").write_text(f"# {document['title']}\n\n{document['text']}\n")
+    index = tmp_path_factory.mktemp("scifact-index")
+    build_index(corpus, index)
+    return index, [(queries[q]["text"], {f"{d}.md" for d in relevant[q]}) for q in claims]
+
+
+# ---------------------------------------------------------------- seed questions
+
+
+@pytest.mark.parametrize("item", SEED, ids=[q["question"][:40] for q in SEED])
+def test_seed_question(item, default_index):
+    result = answer(item["question"], index_dir=default_index)
+    assert_well_formed(result, default_index)
+    if item["answerable"]:
+        assert result.found, result.text
+        quotes = [c.quote for c in result.citations]
+        assert any(e in q for e in item["evidence"] for q in quotes), (item["evidence"], quotes)
+        assert 1 <= len(result.citations) <= Settings().answer_sentences
+    else:
+        assert not result.found and result.citations == []
+
+
+def test_answer_reads_as_an_answer_quoting_whole_sentences(default_index):
+    result = answer("Which anti-aircraft system does the Colombian army use?", index_dir=default_index)
+    assert result.text.startswith("According to *")
+    quote = result.citations[0].quote
+    assert quote[0].isupper() and quote.endswith(".")
+    assert re.search(r'"[^"]+" \[1\]', result.text)
+
+
+def test_refusal_names_the_closest_documents_and_cites_nothing(default_index):
+    result = answer("What is the tallest mountain in Europe?", index_dir=default_index)
+    assert not result.found and result.citations == []
+    assert result.text.startswith("The corpus does not contain the answer")
+    assert "colombia" in result.text.lower()
+
+
+def test_stream_answer_yields_the_text_then_the_answer(default_index):
+    *deltas, result = stream_answer("Who is Yair Klein?", index_dir=default_index)
+    assert isinstance(result, Answer) and "".join(deltas) == result.text
+
+
+def test_no_endpoint_configured_means_no_network(default_index, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the extractive engine must not open connections")
+
+    monkeypatch.setattr("urllib.request.urlopen", refuse)
+    assert answer("Who is Yair Klein?", index_dir=default_index).found
+
+
+# ---------------------------------------------------------------- follow-ups
+
+
+def test_follow_up_is_answered_about_the_earlier_subject(default_index):
+    first = answer("Who is Yair Klein?", index_dir=default_index)
+    follow_up = "When did he arrive in Colombia?"
+    result = answer(follow_up, index_dir=default_index, history=[("Who is Yair Klein?", first.text)])
+    assert result.found
+    assert any("Klein arrived in Colombia" in c.quote for c in result.citations), result.text
+    assert_well_formed(result, default_index)
+
+
+def test_resolve_follow_up_adds_the_subject_only_to_follow_ups():
+    history = [("Who is Yair Klein?", "…")]
+    assert resolve_follow_up("and when did that happen?", history) == "and when did that happen? (Yair Klein)"
+    standalone = "When did Colombia sign major trade agreements with Israel?"
+    assert resolve_follow_up(standalone, history) == standalone
+    assert resolve_follow_up("Where did he go?", []) == "Where did he go?"
+    chain = history + [("When did he arrive in Colombia?", "…")]
+    assert "Yair Klein" in resolve_follow_up("Why did he do it?", chain)
+
+
+# ---------------------------------------------------------------- PDF pages
+
+
+def test_pdf_citation_carries_its_page(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_pdf(corpus / "harbour.pdf", [
+        "The harbour of Port Elsin was built from granite blocks in the early years of the town.",
+        "The lighthouse keeper Marguerite Olsen lit the lamp every evening at seven o'clock.",
+        "Fishing boats return to the harbour before the winter storms arrive in November.",
+    ], title="Port Elsin")
+    index = tmp_path / "index"
+    build_index(corpus, index)
+    result = answer("When did Marguerite Olsen light the lamp?", index_dir=index)
+    assert result.found
+    assert result.citations[0].page == 2 and "Marguerite Olsen" in result.citations[0].quote
+    assert_well_formed(result, index)
+
+
+# ---------------------------------------------------------------- properties over many questions
+
+
+def test_scifact_claims_cite_their_abstracts(scifact_index):
+    index, claims = scifact_index
+    cited_relevant = 0
+    for claim, relevant in claims:
+        result = answer(claim, index_dir=index)
+        assert_well_formed(result, index)
+        cited_relevant += result.found and result.citations[0].doc_id in relevant
+    assert cited_relevant >= 0.7 * len(claims)
+
+
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=st.one_of(
+    st.sampled_from([q["question"] for q in SEED]).map(lambda q: q.replace("When", "Since when")),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=80),
+    st.lists(st.sampled_from("Colombia Israel Petro coal 1988 army party who when [1] \" the".split()),
+             min_size=1, max_size=8).map(" ".join),
+).filter(lambda q: q.strip()))
+def test_any_question_gets_a_well_formed_answer(question, default_index):
+    assert_well_formed(answer(question, index_dir=default_index), default_index)
