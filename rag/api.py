@@ -18,7 +18,7 @@ from .indexer import build_index as _build_index
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
 from .retriever import get_retriever
 from .store import DocumentInfo
-from .types import Answer, Document, IndexNotFoundError, IndexStats, LoadError, Passage, RagError
+from .types import Answer, Document, IndexStats, LoadError, Passage, RagError
 
 
 def build_index(
@@ -96,12 +96,15 @@ class AddResult:
 
 
 def warm_up(index_dir: str | Path = "index", *, settings: Settings | None = None) -> None:
-    """Load the embedding model, and open the index if there is one, so the first question is fast."""
+    """Load the embedding model, and open the index if there is one, so the first question is fast.
+
+    Best effort: a missing index or model is reported by the call that needs it, not here.
+    """
     settings = settings or load_settings()
-    get_embedder(settings.model, settings.threads, settings.batch_size)
     try:
+        get_embedder(settings.model, settings.threads, settings.batch_size)
         get_retriever(index_dir, settings).snapshot()
-    except IndexNotFoundError:
+    except RagError:
         pass
 
 

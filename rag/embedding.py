@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .config import DEFAULT_MODEL
 from .types import RagError
@@ -81,8 +82,9 @@ class Embedder:
         self._query_prompt = "query" if "query" in prompts else None
         self._document_prompt = next((p for p in ("document", "passage") if p in prompts), None)
         self._tokenizer = self._model.tokenizer
-        # Torch modules are not safe to call from several threads at once (web app, watchers).
-        self._lock = threading.Lock()
+        # The tokenizer is not safe to call from several threads at once (web app, watchers).
+        self._model_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def count_tokens(self, text: str) -> int:
@@ -94,36 +96,43 @@ class Embedder:
         return self._tokenizer.num_special_tokens_to_add(pair=False)
 
     def embed_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self._document_prompt, progress)
+        """Batch by batch, longest first (least padding), taking the model for one batch at a
+        time: questions asked while a large build embeds wait for a batch, not for the build."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        with tqdm(total=len(texts), desc="Embedding", unit="chunk", disable=not progress) as bar:
+            for first in range(0, len(order), self.batch_size):
+                rows = order[first : first + self.batch_size]
+                vectors[rows] = self._encode([texts[i] for i in rows], self._document_prompt)
+                bar.update(len(rows))
+        return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         """Cached: answering embeds the question that retrieval just embedded."""
-        with self._lock:
+        with self._cache_lock:
             cached = self._recent_queries.get(text)
             if cached is not None:
                 self._recent_queries.move_to_end(text)
                 return cached
-        vector = self._encode([text], self._query_prompt, False)[0]
+        vector = self._encode([text], self._query_prompt)[0]
         vector.setflags(write=False)
-        with self._lock:
+        with self._cache_lock:
             self._recent_queries[text] = vector
             if len(self._recent_queries) > _RECENT_QUERIES:
                 self._recent_queries.popitem(last=False)
         return vector
 
-    def _encode(self, texts: list[str], prompt_name: str | None, progress: bool) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
+    def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
+        with self._model_lock:
             vectors = self._model.encode(
                 texts,
                 prompt_name=prompt_name,
-                batch_size=self.batch_size,
+                batch_size=len(texts),
                 normalize_embeddings=True,
                 convert_to_numpy=True,
-                show_progress_bar=progress,
+                show_progress_bar=False,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,117 @@
+"""The real app (``python app.py``) on a free local port over a temporary corpus, and a headless browser.
+
+Browser tests need Debian's Chromium (``apt-get install chromium``); Playwright's own browser
+download is not used. Screenshots go to $UI_ARTIFACTS (default: the test's tmp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STARTUP_SECONDS = 180  # two busy cores: imports, model load, then the first build on first visit
+ANSWER_MS = 60_000
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    url: str
+    corpus: Path
+    index: Path
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"app.py exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "config", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory) -> RunningApp:
+    """``python app.py`` started cold (no index yet) on the default corpus plus a tricky document."""
+    root = tmp_path_factory.mktemp("web-app")
+    corpus, index, log = root / "corpus", root / "index", root / "app.log"
+    shutil.copytree(REPO / "corpus", corpus)
+    shutil.copy(FIXTURES / "lighthouse-log.md", corpus)
+    port = _free_port()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "uploads"), "RAG_LLM_BASE_URL": "", "RAG_AUTH": ""}
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--corpus", str(corpus), "--index", str(index),
+             "--port", str(port)],
+            stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=root,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process, log)
+        yield RunningApp(url, corpus, index, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    """The chat page, once its index is ready; fails the test on any request off 127.0.0.1 or any dialog."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    external, dialogs = [], []
+    tab.on("request", lambda r: external.append(r.url)
+           if r.url.startswith(("http:", "https:", "ws:", "wss:")) and "//127.0.0.1:" not in r.url else None)
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.goto(app.url)
+    expect(tab.locator("#index-banner")).to_contain_text("chunks", timeout=STARTUP_SECONDS * 1000)
+    yield tab
+    context.close()
+    assert not external, f"the page tried to reach beyond this machine: {external}"
+    assert not dialogs, f"a script ran and opened a dialog: {dialogs}"
+
+
+@pytest.fixture
+def artifacts(tmp_path) -> Path:
+    folder = Path(os.environ.get("UI_ARTIFACTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
