@@ -31,12 +31,13 @@ def _burn(stop) -> None:
         sum(i * i for i in range(10_000))
 
 
-def _measure(threads: int) -> dict:
+def _measure(threads: int, neighbour: bool) -> dict:
     torch.set_num_threads(threads)
     embedder = get_embedder()
     embedder.embed_query("warm up")
     samples = []
-    for query in QUERIES:
+    for n, query in enumerate(QUERIES):
+        query = f"{query} ({threads}-{n}-{neighbour})"  # unique, so the query cache never answers
         start = time.perf_counter()
         embedder.embed_query(query)
         samples.append(time.perf_counter() - start)
@@ -62,7 +63,7 @@ def main() -> None:
             burner.start()
         try:
             for threads in (1, 2):
-                rows.append(dict(_measure(threads), busy_neighbour=neighbour))
+                rows.append(dict(_measure(threads, neighbour), busy_neighbour=neighbour))
         finally:
             if burner:
                 stop.set()

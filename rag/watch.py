@@ -39,14 +39,17 @@ def watch(
     on_build: Callable[[IndexStats], None] | None = None,
     on_error: Callable[[Exception], None] | None = None,
     stop: threading.Event | None = None,
+    build: Callable[[], IndexStats] | None = None,
 ) -> None:
     """Build now, then again whenever the folder changed and has been quiet for ``debounce_s``.
 
     Runs until ``stop`` is set (or forever); a failed build is reported and retried on the next
-    change, never fatal.
+    change, never fatal. ``build`` replaces the plain incremental build, for a caller that must
+    serialise it with builds of its own (the web app).
     """
     settings = settings or load_settings()
     corpus_dir, stop = Path(corpus_dir), stop or threading.Event()
+    build = build or (lambda: build_index(corpus_dir, index_dir, settings=settings))
     built: Signature | None = None
     while not stop.is_set():
         seen = corpus_signature(corpus_dir)
@@ -57,7 +60,7 @@ def watch(
             if stop.is_set():
                 return
             try:
-                stats = build_index(corpus_dir, index_dir, settings=settings)
+                stats = build()
             except RagError as e:
                 if on_error:
                     on_error(e)

@@ -24,6 +24,7 @@ from . import api, llm  # noqa: E402
 from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED_SUFFIXES  # noqa: E402
 from .types import Answer, IndexNotFoundError, RagError  # noqa: E402
+from .watch import watch  # noqa: E402
 from .web_render import (  # noqa: E402
     SOURCES_PLACEHOLDER,
     SOURCES_SEARCHING,
@@ -174,9 +175,31 @@ def conversation(history: list[dict]) -> list[tuple[str, str]]:
     return pairs
 
 
-def build_app(settings: Settings) -> gr.Blocks:
-    """The page: a Chat tab (conversation, sources, settings) and a Documents tab."""
+def watch_corpus(keeper: IndexKeeper, stop: threading.Event | None = None) -> threading.Thread:
+    """Follow files added, changed or removed in the corpus folder by hand, between the app's own builds."""
+    s = keeper.settings
+
+    def build():
+        return keeper.run("Updating the index: the corpus folder changed",
+                          lambda: api.build_index(s.corpus_dir, s.index_dir, settings=s))
+
+    watcher = threading.Thread(
+        target=watch, args=(s.corpus_dir, s.index_dir), name="rag-watch", daemon=True,
+        kwargs={"settings": s, "build": build, "stop": stop,
+                "on_error": lambda e: log.warning("updating the index after a corpus change failed: %s", e)},
+    )
+    watcher.start()
+    return watcher
+
+
+def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
+    """The page: a Chat tab (conversation, sources, settings) and a Documents tab.
+
+    With ``follow_corpus`` the index also follows files changed in the corpus folder by hand.
+    """
     keeper = IndexKeeper(settings)
+    if follow_corpus:
+        watch_corpus(keeper)
     engines = engine_settings(settings)
     default_engine = list(engines)[-1]  # the language model when one is configured
     corpus_dir, index_dir = settings.corpus_dir, settings.index_dir
@@ -386,13 +409,16 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, auth: str | None = None) -> int:
+def serve(
+    settings: Settings, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, auth: str | None = None,
+    follow_corpus: bool = False,
+) -> int:
     """Run the web chat until interrupted."""
     login = parse_auth(auth or os.environ.get("RAG_AUTH"))
     if host not in LOOPBACK_HOSTS and login is None:
         print(f"rag: warning: serving on {host} without a login; anyone who can reach this port can "
               "read and change the corpus (set RAG_AUTH=USER:PASSWORD)", file=sys.stderr)
-    demo = build_app(settings)
+    demo = build_app(settings, follow_corpus=follow_corpus)
     demo.queue()
     demo.launch(**launch_options(settings, host, port, login))
     return 0

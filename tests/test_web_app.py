@@ -66,3 +66,34 @@ def test_conversation_gives_the_engine_plain_text_pairs():
         {"role": "user", "content": "unanswered"},
     ]
     assert conversation(history) == [("Who <b>won</b>?", '"Ann won." [1]')]
+
+
+def test_following_the_corpus_indexes_files_dropped_in_by_hand(tmp_path):
+    import threading
+    import time
+
+    from rag import RagError, retrieve
+    from rag.web import IndexKeeper, watch_corpus
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "owls.txt").write_text("Owls\nThe barn owl hunts voles at night by sound alone.")
+    settings = Settings(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
+    stop = threading.Event()
+    watcher = watch_corpus(IndexKeeper(settings), stop)
+    assert watcher.daemon and watcher.is_alive()
+
+    (corpus / "bats.txt").write_text("Bats\nMicrobats find moths by echolocation.")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if retrieve("echolocation moths", 1, index_dir=settings.index_dir, settings=settings)[0].doc_id == "bats.txt":
+                break
+        except (RagError, IndexError):  # no index yet, or the first build still running
+            pass
+        time.sleep(0.5)
+    else:
+        raise AssertionError("a file added to the corpus folder was never indexed")
+    stop.set()
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
