@@ -56,16 +56,16 @@ class Embedder:
     """One loaded model with the two operations the pipeline needs: documents in, a query in."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, threads: int = 1, batch_size: int = 32):
-        # Import late: torch and transformers take seconds to import and a CLI --help shouldn't wait.
+        path = resolve_model_path(model)
+        if os.path.isdir(path):
+            # Local weights: keep the hub client (configured at import) from phoning home.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Imported late: torch and transformers take seconds, and `rag --help` shouldn't wait.
         import torch
         from sentence_transformers import SentenceTransformer
 
         if threads > 0:
             torch.set_num_threads(threads)
-        path = resolve_model_path(model)
-        if os.path.isdir(path):
-            # Local weights: keep the hub client from phoning home for metadata.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             with _quiet_transformers():
                 self._model = SentenceTransformer(path, device="cpu")
