@@ -21,20 +21,35 @@ def _settings(args: argparse.Namespace):
     )
 
 
+def _print_stats(settings, stats) -> None:
+    print(
+        f"indexed {settings.corpus_dir} into {settings.index_dir}: {stats.added} added, "
+        f"{stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged, "
+        f"{len(stats.skipped)} skipped; {stats.chunks} chunks",
+        flush=True,
+    )
+    for path, reason in stats.skipped:
+        print(f"  skipped {path}: {reason}", flush=True)
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     from .api import build_index
 
     settings = _settings(args)
+    if args.watch:
+        from .watch import watch
+
+        print(f"watching {settings.corpus_dir} (Ctrl-C to stop)", flush=True)
+        watch(
+            settings.corpus_dir, settings.index_dir, settings=settings,
+            on_build=lambda stats: _print_stats(settings, stats),
+            on_error=lambda error: print(f"rag: error: {error}", file=sys.stderr, flush=True),
+        )
+        return 0
     stats = build_index(
         settings.corpus_dir, settings.index_dir, full=args.full, settings=settings, progress=True
     )
-    print(
-        f"indexed {settings.corpus_dir} into {settings.index_dir}: {stats.added} added, "
-        f"{stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged, "
-        f"{len(stats.skipped)} skipped; {stats.chunks} chunks"
-    )
-    for path, reason in stats.skipped:
-        print(f"  skipped {path}: {reason}")
+    _print_stats(settings, stats)
     return 0
 
 
@@ -74,6 +89,33 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_beir
+
+    settings = _settings(args)
+    report = evaluate_beir(args.beir, split=args.split, mode=args.mode, settings=settings, progress=True)
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    print(
+        f"{report.dataset} ({report.split}): {report.queries} queries, {report.documents} documents "
+        f"in {report.chunks} chunks; mode {report.mode}"
+    )
+    for name, value in report.metrics.items():
+        print(f"  {name:<11} {value:.4f}")
+    print(
+        f"  query latency p50 {report.latency_ms['p50']:.1f} ms, p95 {report.latency_ms['p95']:.1f} ms; "
+        f"index time {report.index_seconds:.1f} s ({settings.threads} torch thread(s))"
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .web import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, auth=args.auth, follow_corpus=args.watch)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index", metavar="DIR", help="index folder (default: index, or RAG_INDEX_DIR)")
@@ -88,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[common], help="build or update the index")
     index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
+    index.add_argument("--watch", action="store_true", help="keep updating as files change")
     index.set_defaults(run=_cmd_index)
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")
@@ -102,6 +145,28 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("-k", type=int, help="passages to read (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(run=_cmd_ask)
+
+    evaluate = commands.add_parser(
+        "eval", help="score retrieval on a BEIR-format dataset (builds a temporary index)"
+    )
+    evaluate.add_argument("--beir", metavar="DIR", required=True,
+                          help="folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    evaluate.add_argument("--split", help="qrels split (default: test if present, else train)")
+    evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    evaluate.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
+    evaluate.add_argument("--threads", type=int, help="torch threads for encoding (RAG_THREADS)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=_cmd_eval)
+
+    serve = commands.add_parser("serve", parents=[common], help="open the web chat")
+    serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument("--auth", metavar="USER:PASSWORD",
+                       help="require this login (better: set RAG_AUTH, which ps cannot show)")
+    serve.add_argument("--watch", action="store_true",
+                       help="also update the index when files in the corpus folder change")
+    serve.set_defaults(run=_cmd_serve)
     return parser
 
 

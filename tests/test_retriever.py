@@ -1,0 +1,147 @@
+"""Hybrid retrieval on real indexes built in temporary folders: each signal covers the other's blind spot."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag import build_index, retrieve
+from rag.config import load_settings
+from rag.retriever import CANDIDATES, _fuse
+
+ARTICLES = {
+    "bakery.md": "# The corner bakery\n\nThe bakery on Mill Street opened before dawn every day. Its "
+    "founder, Ottilie Brzeczyszczykiewicz, baked rye loaves in a wood-fired oven. Customers queued "
+    "for cinnamon rolls on Saturdays. Her flour came from the mill under contract 58213QX.",
+    "cats.md": "# Living with felines\n\nFelines purr when they feel content and relaxed. A slow "
+    "blink from a feline is a sign of trust. Kittens knead soft blankets with their paws.",
+    "harbor.md": "# Harbor logistics\n\nThe container terminal expanded its berths in 2019. Electric "
+    "cranes replaced the diesel ones to cut emissions. Shipping lines praised the faster turnaround.",
+    "bread.md": "# A history of bread\n\nPeople have baked bread for thousands of years. Sourdough "
+    "relies on wild yeast and lactic bacteria. Industrial bakeries made sliced loaves common.",
+    "engines.md": "# Jet engines\n\nA turbofan engine compresses air, burns fuel and expels hot "
+    "exhaust. The fan at the front moves most of the air around the core. Inspectors check the "
+    "blades for cracks after every thousand flights.",
+    "birds.md": "# Garden birds\n\nRobins sing at dawn to defend their territory. Blue tits nest in "
+    "small holes in trees. Feeders with seeds attract finches in winter.",
+    # Near in meaning to a surname and to a serial code, without containing either.
+    "surnames.md": "# Polish surnames\n\nMany Polish family names end in -ski or -wicz. Clusters of "
+    "consonants such as szcz make them hard for foreigners to spell and pronounce.",
+    "serials.md": "# Serial numbers\n\nManufacturers stamp a serial number and a product code on "
+    "every machine, mixing digits and letters so that each unit can be traced.",
+}
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hybrid")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name, text in ARTICLES.items():
+        (corpus / name).write_text(text)
+    build_index(corpus, root / "index")
+    return root / "index"
+
+
+def _top(query: str, index_dir, mode: str) -> str | None:
+    passages = retrieve(query, 1, index_dir=index_dir, mode=mode)
+    return passages[0].doc_id if passages else None
+
+
+@pytest.mark.parametrize("rare_term", ["Brzeczyszczykiewicz", "58213QX"])
+def test_hybrid_finds_an_exact_rare_term_that_dense_misses(index_dir, rare_term):
+    assert _top(rare_term, index_dir, "dense") != "bakery.md"  # the premise: meaning alone misses it
+    assert _top(rare_term, index_dir, "lexical") == "bakery.md"
+    assert _top(rare_term, index_dir, "hybrid") == "bakery.md"
+
+
+def test_hybrid_finds_a_paraphrase_that_bm25_misses(index_dir):
+    query = "How do cats show they are happy?"  # no word in common with the cats article
+    assert _top(query, index_dir, "lexical") != "cats.md"
+    assert _top(query, index_dir, "dense") == "cats.md"
+    assert _top(query, index_dir, "hybrid") == "cats.md"
+
+
+def test_document_titles_count_for_keywords(index_dir):
+    # "logistics" is only in the harbor article's title.
+    assert _top("logistics", index_dir, "lexical") == "harbor.md"
+
+
+def test_hybrid_is_the_default_mode(index_dir):
+    assert load_settings().mode == "hybrid"
+    assert retrieve("58213QX", 1, index_dir=index_dir)[0].doc_id == "bakery.md"
+
+
+def test_bm25_follows_added_changed_and_deleted_documents(tmp_path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Alpacas\nAlpacas are kept for their soft fleece.")
+    build_index(corpus, index)
+    assert retrieve("quokka", 5, index_dir=index, mode="lexical") == []
+
+    (corpus / "b.txt").write_text("Quokkas\nThe quokka lives on Rottnest Island.")
+    build_index(corpus, index)
+    assert [p.doc_id for p in retrieve("quokka", 5, index_dir=index, mode="lexical")] == ["b.txt"]
+
+    (corpus / "b.txt").write_text("Wombats\nThe wombat digs long burrows.")
+    build_index(corpus, index)
+    assert retrieve("quokka", 5, index_dir=index, mode="lexical") == []
+    assert [p.doc_id for p in retrieve("burrows", 5, index_dir=index, mode="lexical")] == ["b.txt"]
+
+    (corpus / "b.txt").unlink()
+    build_index(corpus, index)
+    assert retrieve("burrows", 5, index_dir=index, mode="lexical") == []
+    assert [p.doc_id for p in retrieve("fleece", 5, index_dir=index, mode="lexical")] == ["a.txt"]
+
+
+def test_overlapping_chunks_are_merged_into_one_passage(tmp_path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    sentences = [
+        "Glaciers in the Alps have lost half their volume since 1900.",
+        "Meltwater from the Rhone glacier feeds Lake Geneva every summer.",
+        "Scientists cover parts of the Rhone glacier with white blankets to slow the melt.",
+        "Tourists visit an ice grotto carved into the glacier each year.",
+    ]
+    text = "Alpine glaciers\n" + " ".join(sentences)
+    (corpus / "glaciers.txt").write_text(text)
+    (corpus / "other.txt").write_text("Deserts\nThe Sahara is the largest hot desert on Earth.")
+    settings = load_settings(chunk_tokens=40, chunk_overlap_sentences=1)
+    build_index(corpus, index, settings=settings)
+
+    passages = retrieve("Rhone glacier meltwater blankets", 5, index_dir=index, settings=settings)
+    glacier = [p for p in passages if p.doc_id == "glaciers.txt"]
+    assert len(glacier) == 1, "overlapping chunks of one place came back as separate passages"
+    merged = glacier[0]
+    assert text[merged.start:merged.end] == merged.text
+    assert sentences[1] in merged.text and sentences[2] in merged.text
+
+
+def test_fused_scores_do_not_depend_on_the_number_of_candidates():
+    def dense_of(ids):
+        return [1.0 - i / 1000 for i in ids]
+
+    def lexical_of(ids):
+        return [10.0 + i / 10 for i in ids]
+
+    chunks = list(range(2 * CANDIDATES))
+    dense = list(zip(chunks, dense_of(chunks)))  # best first: chunk 0
+    lexical = list(zip(chunks[::-1], lexical_of(chunks[::-1])))  # best first: the last chunk
+    deep = dict(_fuse(dense, dense_of, lexical, lexical_of, 0.5))
+    shallow = dict(_fuse(dense[:CANDIDATES], dense_of, lexical[:CANDIDATES], lexical_of, 0.5))
+    assert len(deep) == 2 * CANDIDATES and len(shallow) == 2 * CANDIDATES
+    for chunk_id, score in shallow.items():
+        assert deep[chunk_id] == pytest.approx(score)
+
+
+def test_a_copy_of_a_passage_in_another_document_is_shown_once(tmp_path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    text = "Lighthouses\nThe Fastnet lighthouse stands on a rock off the coast of Ireland."
+    (corpus / "lighthouse.txt").write_text(text)
+    (corpus / "lighthouse copy.txt").write_text(text)
+    (corpus / "other.txt").write_text("Rivers\nThe Shannon is the longest river in Ireland.")
+    build_index(corpus, index)
+
+    doc_ids = [p.doc_id for p in retrieve("Fastnet lighthouse", 3, index_dir=index)]
+    assert len(doc_ids) == 2 and "other.txt" in doc_ids
+    assert ("lighthouse.txt" in doc_ids) != ("lighthouse copy.txt" in doc_ids)
