@@ -14,23 +14,11 @@ from . import answerer
 from .config import Settings, load_settings
 from .embedding import get_embedder
 from .guard import GuardedLoader
-from .indexer import build_index as _build_index
+from .indexer import build_index
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
 from .retriever import get_retriever
 from .store import DocumentInfo
 from .types import Answer, Document, IndexStats, LoadError, Passage, RagError
-
-
-def build_index(
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
-    *,
-    full: bool = False,
-    settings: Settings | None = None,
-    progress: bool = False,
-) -> IndexStats:
-    """Index the corpus folder: only new and changed files are embedded unless ``full``."""
-    return _build_index(corpus_dir, index_dir, full=full, settings=settings, progress=progress)
 
 
 def retrieve(

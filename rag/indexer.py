@@ -110,7 +110,8 @@ def build_index(
     settings: Settings | None = None,
     progress: bool = False,
 ) -> IndexStats:
-    """Bring the index in line with the corpus folder; see the module docstring for guarantees."""
+    """Bring the index in line with the corpus folder: only new and changed files are embedded,
+    unless ``full``. Atomic and single-writer (see the module docstring)."""
     settings = settings or load_settings()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     if not corpus_dir.is_dir():
