@@ -47,8 +47,8 @@ def main() -> None:
     settings = load_settings()
     subset = load_subset()
     scifact_index, default_index = WORK / "scifact-index", WORK / "default-index"
-    build_index(write_corpus(subset, WORK / "scifact-corpus"), scifact_index, settings=settings)
-    build_index(REPO / "corpus", default_index, settings=settings)
+    build_index(write_corpus(subset, WORK / "scifact-corpus"), scifact_index, full=True, settings=settings)
+    build_index(REPO / "corpus", default_index, full=True, settings=settings)
 
     seed = [json.loads(line) for line in SEED.open()]
     answerable = subset.answerable[CALIBRATION_CLAIMS : CALIBRATION_CLAIMS + BENCH_CLAIMS]

@@ -73,9 +73,9 @@ def main() -> None:
     settings = load_settings(min_relevance=-math.inf)
     subset = load_subset()
     scifact_index = WORK / "scifact-index"
-    build_index(write_corpus(subset, WORK / "scifact-corpus"), scifact_index, settings=settings)
+    build_index(write_corpus(subset, WORK / "scifact-corpus"), scifact_index, full=True, settings=settings)
     default_index = WORK / "default-index"
-    build_index(REPO / "corpus", default_index, settings=settings)
+    build_index(REPO / "corpus", default_index, full=True, settings=settings)
     scifact = get_retriever(scifact_index, settings)
     default = get_retriever(default_index, settings)
 
