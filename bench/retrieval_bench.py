@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from rag import evaluate  # noqa: E402
 from rag.config import load_settings  # noqa: E402
-from rag.embedding import resolve_model_path  # noqa: E402
+from rag.embedding import resolve_model_path, uses_bfloat16  # noqa: E402
 from rag.indexer import build_index  # noqa: E402
 from rag.retriever import Retriever  # noqa: E402
 
@@ -71,21 +71,24 @@ def _rag(corpus: Path, work: Path, settings) -> tuple[float, dict[str, Search]]:
     return seconds, {f"rag {mode}": searcher(mode) for mode in ("hybrid", "dense", "lexical")}
 
 
-def _floor(corpus: Path, model_path: str) -> tuple[float, Search]:
+def _floor(corpus: Path, model_path: str, bfloat16: bool = False) -> tuple[float, Search]:
     import faiss
+    import torch
     from sentence_transformers import SentenceTransformer
 
     started = time.perf_counter()
     model = SentenceTransformer(model_path, device="cpu")
     files = sorted(corpus.glob("*.md"))
     texts = [f.read_text(encoding="utf-8") for f in files]
-    vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=True)
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.asarray(vectors, dtype=np.float32))
     seconds = time.perf_counter() - started
 
     def search(query: str) -> list[str]:
-        vector = model.encode([query], normalize_embeddings=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            vector = model.encode([query], normalize_embeddings=True)
         _, ids = index.search(np.asarray(vector, dtype=np.float32), DEPTH)
         return [files[i].name for i in ids[0] if i >= 0]
 
@@ -164,8 +167,8 @@ def main() -> None:
     parser.add_argument("--beir", type=Path, default=DEFAULT_BEIR)
     parser.add_argument("--split", default="train")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every system")
-    parser.add_argument("--only", nargs="+", choices=["rag", "floor", "langchain", "llamaindex"],
-                        default=["rag", "floor", "langchain", "llamaindex"])
+    peers = ["rag", "floor", "floor-bfloat16", "langchain", "llamaindex"]
+    parser.add_argument("--only", nargs="+", choices=peers, default=peers)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
 
@@ -187,9 +190,11 @@ def main() -> None:
             seconds, searches = _rag(work / "corpus", work, settings)
             systems += [(name, seconds, search) for name, search in searches.items()]
         builders = {"floor": ("SentenceTransformer + FAISS, whole documents", _floor),
+                    "floor-bfloat16": ("SentenceTransformer + FAISS, whole documents, bfloat16",
+                                       lambda corpus, path: _floor(corpus, path, bfloat16=True)),
                     "langchain": ("LangChain (1000-char splits, FAISS)", _langchain),
                     "llamaindex": ("LlamaIndex (SentenceSplitter defaults)", _llamaindex)}
-        for key in ("floor", "langchain", "llamaindex"):
+        for key in ("floor", "floor-bfloat16", "langchain", "llamaindex"):
             if key in args.only:
                 name, builder = builders[key]
                 _log(f"indexing: {name}")
@@ -207,6 +212,7 @@ def main() -> None:
     result = {
         "dataset": f"{args.beir.name} ({args.split}): {len(data.corpus)} documents, {len(data.queries)} queries",
         "model": settings.model, "torch_threads": args.threads, "cpus": os.cpu_count(),
+        "rag_precision": "bfloat16" if uses_bfloat16(settings.precision) else "float32",
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(), "rows": rows, "retrieve_k5_p50_ms": retrieve_p50,
@@ -217,9 +223,11 @@ def main() -> None:
 
 
 def _table(result: dict) -> str:
-    floor = next((r for r in result["rows"] if r["system"].startswith("SentenceTransformer")), None)
+    floor = next((r for r in result["rows"] if r["system"].startswith("SentenceTransformer")
+                  and "bfloat16" not in r["system"]), None)
     lines = [
-        f"{result['dataset']}; model {result['model']}; {result['torch_threads']} torch thread(s) on "
+        f"{result['dataset']}; model {result['model']}; rag in {result['rag_precision']}; "
+        f"{result['torch_threads']} torch thread(s) on "
         f"{result['cpus']} CPUs; load average {result['load_average_before'][0]} before, "
         f"{result['load_average_after'][0]} after",
         "",

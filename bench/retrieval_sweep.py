@@ -5,8 +5,8 @@ dense and BM25 rankings per query are cached per configuration, and every fusion
 scored from those cached rankings in seconds. Chunks, embedding texts, BM25 texts and scorers are
 the product's own (rag.indexer, rag.lexical), so a configuration here is what `rag index` builds.
 
-    python bench/retrieval_sweep.py encode --chunk-tokens 128   # then 200, 1000 (= a full window)
-    python bench/retrieval_sweep.py fuse --configs c128-prepend c200-prepend c1000-prepend
+    python bench/retrieval_sweep.py encode --chunk-tokens 128 --overlap 1 --titles prepend
+    python bench/retrieval_sweep.py fuse --configs c128-o1-prepend-bfloat16 c128-o0-first-bfloat16
 
 Each `encode` takes 10–20 minutes on one thread; `fuse` a minute. Scores beyond a list's cached
 top 1,000 are approximated (the 1,000th dense score, BM25 0), so a figure here can differ from
@@ -27,7 +27,7 @@ import numpy as np
 
 from rag import evaluate
 from rag.config import Settings
-from rag.embedding import get_embedder
+from rag.embedding import embedder_for
 from rag.indexer import _chunk_for, embedding_text
 from rag.lexical import LexicalIndex
 from rag.loaders import load_document
@@ -49,11 +49,34 @@ def _starts_with_title(title: str, text: str) -> bool:
     return bool(words) and text.lstrip("#").split()[: len(words)] == words
 
 
-def _text(titles: str, title: str, chunk: str) -> str:
-    """A chunk with its title: always before it, only when the chunk doesn't start with it, or never."""
-    if titles == "none" or (titles == "dedup" and _starts_with_title(title, chunk)):
+def _text(titles: str, title: str, chunk: str, ordinal: int = 0) -> str:
+    """A chunk with its title: always before it, only when the chunk doesn't start with it, only
+    before a document's first chunk, or never."""
+    if (titles == "none" or (titles == "dedup" and _starts_with_title(title, chunk))
+            or (titles == "first" and ordinal > 0)):
         return chunk
     return embedding_text(title, chunk)
+
+
+def _late_windows(embedder, doc, title, chunks) -> list[tuple[str, list[tuple[int, int]]]]:
+    """Late chunking: consecutive whole chunks packed into full model windows (title first); each
+    chunk's vector is then pooled from its tokens in the window's one forward pass."""
+    prefix = f"{title}\n" if title else ""
+    room = embedder.max_tokens - embedder.special_tokens - (embedder.count_tokens(prefix) if prefix else 0)
+    windows, members = [], []
+    for chunk in chunks:
+        if members and embedder.count_tokens(doc.text[members[0].start : chunk.end]) > room:
+            windows.append(members)
+            members = []
+        members.append(chunk)
+    if members:
+        windows.append(members)
+    out = []
+    for members in windows:
+        start = members[0].start
+        text = prefix + doc.text[start : members[-1].end]
+        out.append((text, [(len(prefix) + c.start - start, len(prefix) + c.end - start) for c in members]))
+    return out
 
 
 class VectorCache:
@@ -87,24 +110,39 @@ class VectorCache:
         os.replace(tmp, self.path)
 
 
-def encode(chunk_tokens: int, titles: str) -> Path:
+def encode(chunk_tokens: int, overlap: int, titles: str, precision: str) -> Path:
     """Chunk, embed (cached) and rank every query densely and with each BM25 title variant."""
-    name = f"c{chunk_tokens}-{titles}"
+    name = f"c{chunk_tokens}-o{overlap}-{titles}-{precision}"
     out = CACHE / f"rankings-{name}.npz"
     data = evaluate.load_beir(SCIFACT, "train")
-    settings = Settings(chunk_tokens=chunk_tokens, threads=1)
-    embedder = get_embedder(settings.model, settings.threads, settings.batch_size)
-    chunk_docs, chunk_texts, embedding_titles, doc_titles = [], [], [], []
+    settings = Settings(chunk_tokens=chunk_tokens, chunk_overlap_sentences=overlap, threads=1,
+                        precision=precision)
+    embedder = embedder_for(settings)
+    chunk_docs, chunk_texts, chunk_ordinals, embedding_titles, doc_titles = [], [], [], [], []
+    late_windows: list[tuple[str, list[tuple[int, int]]]] = []
     for doc in _documents(data):
         title, chunks = _chunk_for(embedder, settings, doc)
+        if titles == "late":
+            late_windows += _late_windows(embedder, doc, title, chunks)
         for chunk in chunks:
             chunk_docs.append(evaluate.beir_id(doc.doc_id))
             chunk_texts.append(chunk.text)
+            chunk_ordinals.append(chunk.ordinal)
             embedding_titles.append(title)
             doc_titles.append(doc.title)
-    cache = VectorCache(CACHE / "vectors.npz")
-    started = time.perf_counter()
-    vectors = cache.embed(embedder, [_text(titles, t, c) for t, c in zip(embedding_titles, chunk_texts)])
+    if titles == "late":
+        texts = [text for text, _ in late_windows]
+        tokens = sum(embedder.count_tokens(t) + embedder.special_tokens for t in texts)
+        started = time.perf_counter()
+        _, pooled = embedder.embed_documents_and_spans(texts, [spans for _, spans in late_windows],
+                                                       progress=True)
+        vectors = np.vstack(pooled)
+    else:
+        cache = VectorCache(CACHE / f"vectors-{name}.npz")
+        texts = [_text(titles, t, c, o) for t, c, o in zip(embedding_titles, chunk_texts, chunk_ordinals)]
+        tokens = sum(embedder.count_tokens(t) + embedder.special_tokens for t in texts)
+        started = time.perf_counter()
+        vectors = cache.embed(embedder, texts)
     encode_seconds = time.perf_counter() - started
     query_ids = list(data.queries)
     query_vectors = np.vstack([embedder.embed_query(data.queries[q]) for q in query_ids])
@@ -122,7 +160,8 @@ def encode(chunk_tokens: int, titles: str) -> Path:
             scores[row, : len(hits)] = [s for _, s in hits]
         rankings[f"bm25{variant}_ids"], rankings[f"bm25{variant}_scores"] = ids, scores
     np.savez(out, query_ids=np.array(query_ids), chunk_docs=np.array(chunk_docs), **rankings)
-    print(json.dumps({"config": name, "chunks": len(chunk_docs), "encode_seconds": round(encode_seconds, 1)}))
+    print(json.dumps({"config": name, "chunks": len(chunk_docs), "tokens": tokens,
+                      "encode_seconds": round(encode_seconds, 1), "load": os.getloadavg()}))
     return out
 
 
@@ -230,14 +269,16 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     enc = commands.add_parser("encode")
     enc.add_argument("--chunk-tokens", type=int, default=200)
-    enc.add_argument("--titles", choices=["prepend", "dedup", "none"], default="prepend")
+    enc.add_argument("--overlap", type=int, default=1, help="chunk_overlap_sentences")
+    enc.add_argument("--titles", choices=["prepend", "dedup", "first", "none", "late"], default="prepend")
+    enc.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16")
     fu = commands.add_parser("fuse")
-    fu.add_argument("--configs", nargs="+", default=["c200-prepend"])
+    fu.add_argument("--configs", nargs="+", default=["c128-o1-prepend-bfloat16"])
     fu.add_argument("--bm25", nargs="+", default=["prepend"])
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.command == "encode":
-        encode(args.chunk_tokens, args.titles)
+        encode(args.chunk_tokens, args.overlap, args.titles, args.precision)
     else:
         fuse(args.configs, args.bm25)
 

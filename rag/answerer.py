@@ -31,14 +31,15 @@ from .verify import reconcile
 
 log = logging.getLogger(__name__)
 
-# Weight of question-term overlap beside embedding cosine in a sentence's score.
-LEXICAL_WEIGHT = 0.3
+# Weight of question-term overlap beside embedding cosine in a sentence's score; calibrated
+# together with min_relevance by bench/calibrate_refusal.py.
+LEXICAL_WEIGHT = 0.5
 # A question term found only in the sentence before counts this much (coreference: "the party").
 CONTEXT_TERM_WEIGHT = 0.5
 # Added for a sentence holding the kind of fact the question asks for (a date for "when"…).
 ANSWER_TYPE_BONUS = 0.1
-# Only this many sentences, best by a cheap first ranking, are embedded per question: embedding
-# costs ~15 ms a sentence on one core, and the answer should cost little more than retrieval.
+# Sentences the index holds no vector for (an index built before rag stored them) are embedded
+# at question time, ~15 ms each on one core: only this many, best by a cheap first ranking.
 EMBEDDED_SENTENCES = 4
 # Further sentences join the best one only when they score nearly as well…
 SECOND_SENTENCE_MARGIN = 0.15
@@ -177,28 +178,24 @@ def find_evidence(
     The best sentence's score is the relevance that ``min_relevance`` is compared with.
     """
     passages = retriever.search(query, k or settings.top_k)
-    return passages, rank_evidence(query, passages, retriever.embedder)
+    return passages, rank_evidence(query, passages, retriever)
 
 
-def rank_evidence(query: str, passages: Sequence[Passage], embedder: Embedder) -> list[Evidence]:
+def rank_evidence(query: str, passages: Sequence[Passage], retriever: Retriever) -> list[Evidence]:
     """The passages' sentences that best answer ``query``, best first.
 
     A sentence's score is its embedding cosine with the query plus ``LEXICAL_WEIGHT`` times the
     share of the query's content terms it contains (weighted by rarity among the candidates).
-    Only the ``EMBEDDED_SENTENCES`` best by terms and passage similarity are embedded.
     """
     sentences = _candidate_sentences(passages)
     if not sentences:
         return []
     overlaps = _term_overlaps(query, sentences)
-    first_rank = sorted(
-        range(len(sentences)), key=lambda i: overlaps[i] + sentences[i].passage_similarity, reverse=True
-    )[:EMBEDDED_SENTENCES]
-    vectors = _sentence_vectors(embedder, [sentences[i].text for i in first_rank])
-    cosines = vectors @ embedder.embed_query(query)
+    scored, vectors = _sentence_vectors(retriever, sentences, overlaps)
+    cosines = vectors @ retriever.embedder.embed_query(query)
     wanted = _answer_pattern(query)
     evidence = []
-    for i, cosine in zip(first_rank, cosines):
+    for i, cosine in zip(scored, cosines):
         s = sentences[i]
         score = float(cosine) + LEXICAL_WEIGHT * overlaps[i]
         if wanted and wanted.search(s.text):
@@ -297,8 +294,23 @@ class _VectorCache:
 _sentence_cache = _VectorCache()
 
 
-def _sentence_vectors(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    return _sentence_cache.vectors(embedder, texts)
+def _sentence_vectors(
+    retriever: Retriever, sentences: list[_Sentence], overlaps: list[float]
+) -> tuple[list[int], np.ndarray]:
+    """Which sentences get an embedding score, and their vectors: every sentence whose vector the
+    build stored, and the ``EMBEDDED_SENTENCES`` best of the others, embedded now."""
+    stored = retriever.sentence_vectors([(s.doc_id, s.start, s.end) for s in sentences])
+    scored = [i for i, s in enumerate(sentences) if (s.doc_id, s.start, s.end) in stored]
+    missing = sorted(
+        (i for i, s in enumerate(sentences) if (s.doc_id, s.start, s.end) not in stored),
+        key=lambda i: overlaps[i] + sentences[i].passage_similarity, reverse=True,
+    )[:EMBEDDED_SENTENCES]
+    rows = [stored[(s.doc_id, s.start, s.end)] for s in (sentences[i] for i in scored)]
+    if missing:
+        embedded = _sentence_cache.vectors(retriever.embedder, [sentences[i].text for i in missing])
+        scored += missing
+        rows += list(embedded)
+    return scored, np.vstack(rows)
 
 
 # ---------------------------------------------------------------- composing

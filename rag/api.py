@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import answerer
 from .config import Settings, load_settings
-from .embedding import get_embedder
+from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
@@ -90,7 +90,7 @@ def warm_up(index_dir: str | Path = "index", *, settings: Settings | None = None
     """
     settings = settings or load_settings()
     try:
-        get_embedder(settings.model, settings.threads, settings.batch_size)
+        embedder_for(settings)
         get_retriever(index_dir, settings).snapshot()
     except RagError:
         pass

@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
-from .chunking import chunk_document
+from .chunking import chunk_document, split_sentences
 from .config import Settings, load_settings
-from .embedding import Embedder, get_embedder
+from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
 from .loaders import file_hash, find_files
 from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
@@ -102,6 +103,20 @@ def _chunk_for(embedder: Embedder, settings: Settings, doc: Document) -> tuple[s
     return title, chunks
 
 
+def _sentence_vectors(
+    chunks: list[Chunk], span_vectors: list[np.ndarray | None]
+) -> dict[tuple[int, int], np.ndarray]:
+    """A document's sentence vectors by their place in it, each from the first chunk holding it."""
+    found: dict[tuple[int, int], np.ndarray] = {}
+    for chunk, vectors in zip(chunks, span_vectors):
+        if vectors is None:
+            continue
+        for (start, end), vector in zip(split_sentences(chunk.text), vectors):
+            if vector.any():
+                found.setdefault((chunk.start + start, chunk.start + end), vector)
+    return found
+
+
 def build_index(
     corpus_dir: str | Path = "corpus",
     index_dir: str | Path = "index",
@@ -130,7 +145,7 @@ def _build_locked(
     try:
         if base is not None:
             check_compatible(base.manifest, settings.model, chunking, index_dir)
-        embedder = get_embedder(settings.model, settings.threads, settings.batch_size)
+        embedder = embedder_for(settings)
         plan = _plan(corpus_dir, base.manifest["documents"] if base else {}, embedder, settings, progress)
         if base is not None and not plan.documents and not plan.removed:
             plan.stats.chunks = len(base)
@@ -178,9 +193,16 @@ def _write(
     index_dir: Path, base: Snapshot | None, plan: _Plan, embedder: Embedder, settings: Settings,
     progress: bool,
 ) -> None:
-    """Embed the planned chunks and commit a new index version with them."""
+    """Embed the planned chunks (and their sentences) and commit a new index version with them."""
+    chunks = [c for p in plan.documents for c in p.chunks]
     texts = [embedding_text(p.title_for_embedding, c.text) for p in plan.documents for c in p.chunks]
-    vectors = embedder.embed_documents(texts, progress=progress)
+    # A chunk comes last in its embedded text, after its title.
+    spans = [
+        [(len(text) - len(c.text) + start, len(text) - len(c.text) + end)
+         for start, end in split_sentences(c.text)]
+        for text, c in zip(texts, chunks)
+    ]
+    vectors, span_vectors = embedder.embed_documents_and_spans(texts, spans, progress=progress)
     writer = VersionWriter(index_dir, base, embedder.dimension)
     try:
         next_id = base.manifest["next_chunk_id"] if base else 0
@@ -190,8 +212,10 @@ def _write(
         for p in plan.documents:
             if p.replaces_existing:
                 writer.remove_document(p.document.doc_id)
+            rows = slice(row, row + len(p.chunks))
             ids = list(range(next_id, next_id + len(p.chunks)))
-            writer.add_document(p.document, p.chunks, ids, vectors[row : row + len(p.chunks)])
+            writer.add_document(p.document, p.chunks, ids, vectors[rows],
+                                _sentence_vectors(p.chunks, span_vectors[rows]))
             next_id += len(p.chunks)
             row += len(p.chunks)
         plan.stats.chunks = writer.vectors.ntotal

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import Settings, load_settings
-from .embedding import Embedder, get_embedder
+from .embedding import Embedder, embedder_for
 from .indexer import chunking_parameters
-from .store import ChunkRecord, DocumentInfo, Snapshot, check_compatible, open_snapshot, read_current
+from .store import ChunkRecord, DocumentInfo, Place, Snapshot, check_compatible, open_snapshot, read_current
 from .types import Document, Passage
 
 MODES = ("hybrid", "dense", "lexical")
@@ -105,7 +105,7 @@ class Retriever:
     @property
     def embedder(self) -> Embedder:
         s = self.settings
-        return get_embedder(s.model, s.threads, s.batch_size)
+        return embedder_for(s)
 
     def snapshot(self) -> Snapshot:
         """The active index version, reopened when CURRENT has been swapped by a build."""
@@ -125,6 +125,10 @@ class Retriever:
 
     def documents(self) -> list[DocumentInfo]:
         return self.snapshot().documents()
+
+    def sentence_vectors(self, places: list[Place]) -> dict[Place, np.ndarray]:
+        """Vectors the build stored for these sentences (doc_id, start, end), where it did."""
+        return self.snapshot().sentence_vectors(places)
 
     def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Passage]:
         """The k best passages, each a different place: overlapping chunks are merged."""

@@ -62,6 +62,18 @@ CREATE TABLE chunks (
 );
 CREATE INDEX chunks_by_doc ON chunks(doc_id);
 """
+# Sentence vectors for answering (float16), pooled from the chunk's forward pass at build time.
+# Indexes built before they existed lack the table; answering then embeds sentences itself.
+_SENTENCES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sentences (
+    doc_id TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (doc_id, start, end)
+) WITHOUT ROWID;
+"""
+Place = tuple[str, int, int]  # doc_id, start, end
 
 _FIX = "rebuild it with `rag index --full`"
 
@@ -140,6 +152,8 @@ class Snapshot:
                 f"{version_dir} is inconsistent: {self._vectors.ntotal} vectors of dimension "
                 f"{self._vectors.d} for {chunk_count} chunks; {_FIX}"
             )
+        self._has_sentences = bool(
+            self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sentences'"))
         try:
             self.lexical = LexicalIndex.load(version_dir / LEXICAL_DIR)
         except (OSError, ValueError) as e:
@@ -195,6 +209,20 @@ class Snapshot:
             return {}
         stored = np.vstack([self._vectors.reconstruct(int(i)) for i in chunk_ids])
         return dict(zip(chunk_ids, (stored @ vector).tolist()))
+
+    def sentence_vectors(self, places: list[Place]) -> dict[Place, np.ndarray]:
+        """The stored vector of each sentence place that has one."""
+        if not self._has_sentences:
+            return {}
+        found = {}
+        with self._db_lock:
+            for place in places:
+                row = self._db.execute(
+                    "SELECT vector FROM sentences WHERE doc_id = ? AND start = ? AND end = ?", place
+                ).fetchone()
+                if row is not None and len(row[0]) == 2 * self._vectors.d:
+                    found[place] = np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
+        return found
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, ChunkRecord]:
         if not chunk_ids:
@@ -261,15 +289,21 @@ class VersionWriter:
         else:
             self.db.executescript(_SCHEMA)
             self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.db.executescript(_SENTENCES_SCHEMA)
 
     def remove_document(self, doc_id: str) -> None:
         ids = [r[0] for r in self.db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
         if ids:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
         self.db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self.db.execute("DELETE FROM sentences WHERE doc_id = ?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
-    def add_document(self, doc: Document, chunks: list, chunk_ids: list[int], vectors: np.ndarray) -> None:
+    def add_document(
+        self, doc: Document, chunks: list, chunk_ids: list[int], vectors: np.ndarray,
+        sentences: dict[tuple[int, int], np.ndarray] | None = None,
+    ) -> None:
+        """``sentences``: vector by (start, end) in the document, for answering."""
         self.db.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc.doc_id, doc.title, doc.text, doc.content_hash, json.dumps(list(doc.page_starts)),
@@ -281,6 +315,11 @@ class VersionWriter:
         )
         if len(chunk_ids):
             self.vectors.add_with_ids(vectors, np.asarray(chunk_ids, dtype=np.int64))
+        self.db.executemany(
+            "INSERT INTO sentences VALUES (?, ?, ?, ?)",
+            [(doc.doc_id, start, end, vector.astype(np.float16).tobytes())
+             for (start, end), vector in (sentences or {}).items()],
+        )
 
     def lexical_rows(self) -> tuple[list[int], list[str]]:
         """Every chunk as BM25 sees it: the document title counts as part of each chunk."""

@@ -48,7 +48,7 @@ DEFAULT_PORT = 7860
 EXAMPLE_QUESTIONS = {
     "colombia-israel-ties.txt": [
         "When did Colombia sever diplomatic ties with Israel?",
-        "What did Israel export to Colombia?",
+        "What did Israeli exports to Colombia consist of?",
     ],
 }
 EXTRACTIVE = "Extractive: quotes the best sentences, no language model"

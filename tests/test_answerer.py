@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from rag import answer, build_index, stream_answer
 from rag.answerer import resolve_follow_up
 from rag.config import Settings
+from rag.embedding import Embedder, embedder_for
 from rag.retriever import get_retriever
 from rag.types import Answer
 
-from tests.conftest import SHARED, write_pdf
+from tests.conftest import DEFAULT_CORPUS, SHARED, write_pdf
 
 SEED = [json.loads(line) for line in (SHARED / "eval" / "seed_questions.jsonl").open()]
 SCIFACT = SHARED / "beir" / "scifact"
@@ -99,6 +100,31 @@ def test_no_endpoint_configured_means_no_network(default_index, monkeypatch):
 
     monkeypatch.setattr("urllib.request.urlopen", refuse)
     assert answer("Who is Yair Klein?", index_dir=default_index).found
+
+
+def test_answering_embeds_no_sentence_the_index_holds(default_index, monkeypatch):
+    def no_model_call(self, texts, **kwargs):
+        raise AssertionError(f"sentences embedded at question time: {texts}")
+
+    monkeypatch.setattr(Embedder, "embed_documents", no_model_call)
+    result = answer("Which anti-aircraft system does the Colombian army use? (stored)", index_dir=default_index)
+    assert result.found and "Nimrod" in result.citations[0].quote
+
+
+def test_an_index_without_sentence_vectors_still_answers(tmp_path, monkeypatch):
+    """Indexes built before sentence vectors were stored: sentences are embedded when asked."""
+    embedder = embedder_for(Settings())
+    monkeypatch.setattr(embedder, "pools_spans", False)
+    build_index(DEFAULT_CORPUS, tmp_path / "index")
+    monkeypatch.undo()
+    embedded: list[str] = []
+    original = Embedder.embed_documents
+    monkeypatch.setattr(Embedder, "embed_documents",
+                        lambda self, texts, **kw: embedded.extend(texts) or original(self, texts, **kw))
+    result = answer("Which anti-aircraft system does the Colombian army use?", index_dir=tmp_path / "index")
+    assert result.found and "Nimrod" in result.citations[0].quote
+    assert any("Nimrod" in text for text in embedded)
+    assert_well_formed(result, tmp_path / "index")
 
 
 # ---------------------------------------------------------------- follow-ups

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag import build_index, retrieve
 from rag.config import load_settings
 from rag.embedding import Embedder
+from rag.chunking import split_sentences
 from rag.indexer import build_lock
 from rag.lexical import LexicalIndex
 from rag.store import CURRENT_FILE, open_snapshot, read_current
@@ -32,13 +34,13 @@ def corpus(tmp_path):
 def embedded_texts(monkeypatch):
     """Every text handed to the model, recorded while encoding still runs for real."""
     seen: list[str] = []
-    original = Embedder.embed_documents
+    original = Embedder.embed_documents_and_spans
 
-    def recording(self, texts, **kwargs):
+    def recording(self, texts, spans, **kwargs):
         seen.extend(texts)
-        return original(self, texts, **kwargs)
+        return original(self, texts, spans, **kwargs)
 
-    monkeypatch.setattr(Embedder, "embed_documents", recording)
+    monkeypatch.setattr(Embedder, "embed_documents_and_spans", recording)
     return seen
 
 
@@ -73,6 +75,41 @@ def test_incremental_build_follows_add_change_delete(corpus, tmp_path, embedded_
     hits = retrieve("Moon gravity tidal bulges", 5, index_dir=index_dir)
     assert "tides.txt" not in {p.doc_id for p in hits}
     assert set(open_snapshot(index_dir).manifest["documents"]) == {"bees.md", "comets.txt", "volcanoes.txt"}
+
+
+def _sentence_places(snapshot, doc_id: str) -> list[tuple[str, int, int]]:
+    text = snapshot.document(doc_id).text
+    return [(doc_id, start, end) for start, end in split_sentences(text)]
+
+
+def test_build_stores_a_vector_for_every_sentence(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    (corpus / "tides.txt").write_text(
+        "Tides\nThe Moon's gravity raises two tidal bulges. The Sun adds a smaller pair. "
+        + "Spring tides come when both pull along one line. " * 12
+    )
+    build_index(corpus, index_dir)
+    snapshot = open_snapshot(index_dir)
+    tides = next(d for d in snapshot.documents() if d.doc_id == "tides.txt")
+    assert tides.chunks > 1  # sentences of several chunks, some in two
+    for doc_id in ARTICLES:
+        places = _sentence_places(snapshot, doc_id)
+        stored = snapshot.sentence_vectors(places)
+        assert set(stored) == set(places)
+        assert all(abs(np.linalg.norm(v) - 1) < 0.01 for v in stored.values())
+
+
+def test_changed_document_replaces_its_sentence_vectors(corpus, tmp_path):
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir)
+    old_places = _sentence_places(open_snapshot(index_dir), "bees.md")
+    (corpus / "bees.md").write_text("# Honeybees\n\nWorkers dance. They point the way to the flowers.")
+    (corpus / "tides.txt").unlink()
+    build_index(corpus, index_dir)
+    snapshot = open_snapshot(index_dir)
+    new_places = _sentence_places(snapshot, "bees.md")
+    assert set(snapshot.sentence_vectors(old_places + new_places)) == set(new_places)
+    assert snapshot.sentence_vectors([("tides.txt", 0, 5), ("tides.txt", 6, 20)]) == {}
 
 
 def test_unchanged_corpus_writes_no_new_version(corpus, tmp_path, embedded_texts):
