@@ -8,8 +8,7 @@ import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-import functools
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -100,8 +99,7 @@ class Embedder:
         self.name = model
         self.batch_size = batch_size
         self.bfloat16 = uses_bfloat16(precision)
-        self._autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16,
-                                           enabled=self.bfloat16)
+        self._autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
         prompts = getattr(self._model, "prompts", None) or {}

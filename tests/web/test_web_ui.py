@@ -40,7 +40,7 @@ def test_seed_question_shows_the_quote_and_its_highlighted_source(page, artifact
     expect(answer.locator("q")).to_contain_text(SEED_QUOTE)
     marker = answer.locator("a.cite").first
     expect(marker).to_have_text("[1]")
-    expect(marker).to_have_attribute("title", f"colombia-israel-ties (colombia-israel-ties.txt): “In May this year, "
+    expect(marker).to_have_attribute("title", "colombia-israel-ties (colombia-israel-ties.txt): “In May this year, "
                                               "Colombia severed diplomatic ties with Israel, almost 67 years after "
                                               "first establishing relations with the Zionist entity.”")
     source = page.locator(f"{SOURCES} .source").first
