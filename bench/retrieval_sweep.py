@@ -8,6 +8,10 @@ the product's own (rag.indexer, rag.lexical), so a configuration here is what `r
     python bench/retrieval_sweep.py encode --chunk-tokens 128 --overlap 1 --titles prepend
     python bench/retrieval_sweep.py fuse --configs c128-o1-prepend-bfloat16 c128-o0-first-bfloat16
 
+Also tried: ``--titles late`` (late chunking: whole chunks packed into full model windows, each
+chunk's vector pooled from its tokens there) and ``--sentences`` (a chunk's dense score plus its
+best sentence's).
+
 Each `encode` takes 10–20 minutes on one thread; `fuse` a minute. Scores beyond a list's cached
 top 1,000 are approximated (the 1,000th dense score, BM25 0), so a figure here can differ from
 `rag eval` in the third decimal. The cache lives in $RAG_BENCH_CACHE (default /tmp/rag-bench-cache).
@@ -28,6 +32,7 @@ import numpy as np
 from rag import evaluate
 from rag.config import Settings
 from rag.embedding import embedder_for
+from rag.chunking import split_sentences
 from rag.indexer import _chunk_for, embedding_text
 from rag.lexical import LexicalIndex
 from rag.loaders import load_document
@@ -110,9 +115,13 @@ class VectorCache:
         os.replace(tmp, self.path)
 
 
-def encode(chunk_tokens: int, overlap: int, titles: str, precision: str) -> Path:
-    """Chunk, embed (cached) and rank every query densely and with each BM25 title variant."""
-    name = f"c{chunk_tokens}-o{overlap}-{titles}-{precision}"
+def encode(chunk_tokens: int, overlap: int, titles: str, precision: str, sentences: bool = False) -> Path:
+    """Chunk, embed (cached) and rank every query densely and with each BM25 title variant.
+
+    ``sentences``: a chunk's dense score is its cosine plus its best sentence's, the sentence
+    vectors pooled from the chunk's forward pass as the indexer stores them for answering.
+    """
+    name = f"c{chunk_tokens}-o{overlap}-{titles}-{precision}" + ("-sentences" if sentences else "")
     out = CACHE / f"rankings-{name}.npz"
     data = evaluate.load_beir(SCIFACT, "train")
     settings = Settings(chunk_tokens=chunk_tokens, chunk_overlap_sentences=overlap, threads=1,
@@ -137,6 +146,13 @@ def encode(chunk_tokens: int, overlap: int, titles: str, precision: str) -> Path
         _, pooled = embedder.embed_documents_and_spans(texts, [spans for _, spans in late_windows],
                                                        progress=True)
         vectors = np.vstack(pooled)
+    elif sentences:
+        texts = [_text(titles, t, c, o) for t, c, o in zip(embedding_titles, chunk_texts, chunk_ordinals)]
+        tokens = sum(embedder.count_tokens(t) + embedder.special_tokens for t in texts)
+        spans = [[(len(t) - len(c) + a, len(t) - len(c) + b) for a, b in split_sentences(c)]
+                 for t, c in zip(texts, chunk_texts)]
+        started = time.perf_counter()
+        vectors, pooled = embedder.embed_documents_and_spans(texts, spans, progress=True)
     else:
         cache = VectorCache(CACHE / f"vectors-{name}.npz")
         texts = [_text(titles, t, c, o) for t, c, o in zip(embedding_titles, chunk_texts, chunk_ordinals)]
@@ -147,6 +163,10 @@ def encode(chunk_tokens: int, overlap: int, titles: str, precision: str) -> Path
     query_ids = list(data.queries)
     query_vectors = np.vstack([embedder.embed_query(data.queries[q]) for q in query_ids])
     similarity = query_vectors @ vectors.T
+    if sentences:
+        owners = np.concatenate([np.full(len(p), i) for i, p in enumerate(pooled)])
+        first_sentences = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        similarity += np.maximum.reduceat(query_vectors @ np.vstack(pooled).T, first_sentences, axis=1)
     dense_ids = np.argsort(-similarity, axis=1)[:, :DEPTH]
     rankings = {"dense_ids": dense_ids, "dense_scores": np.take_along_axis(similarity, dense_ids, axis=1)}
     for variant in ("prepend", "dedup", "none"):
@@ -272,13 +292,14 @@ def main() -> None:
     enc.add_argument("--overlap", type=int, default=1, help="chunk_overlap_sentences")
     enc.add_argument("--titles", choices=["prepend", "dedup", "first", "none", "late"], default="prepend")
     enc.add_argument("--precision", choices=["float32", "bfloat16"], default="bfloat16")
+    enc.add_argument("--sentences", action="store_true", help="dense score + best sentence's")
     fu = commands.add_parser("fuse")
     fu.add_argument("--configs", nargs="+", default=["c128-o1-prepend-bfloat16"])
     fu.add_argument("--bm25", nargs="+", default=["prepend"])
     args = parser.parse_args()
     CACHE.mkdir(parents=True, exist_ok=True)
     if args.command == "encode":
-        encode(args.chunk_tokens, args.overlap, args.titles, args.precision)
+        encode(args.chunk_tokens, args.overlap, args.titles, args.precision, args.sentences)
     else:
         fuse(args.configs, args.bm25)
 

@@ -57,9 +57,11 @@ def ask(page, question: str) -> tuple[float, float]:
     """Seconds from Enter to the first text of the answer, and to the finished answer."""
     answers = page.locator("#chatbot [data-testid='bot']")
     before = answers.count()
-    page.locator("#question textarea").fill(question)
+    box = page.locator("#question textarea")
+    box.fill(question)
+    expect(box).to_have_value(question)
     start = time.perf_counter()
-    page.locator("#question textarea").press("Enter")
+    box.press("Enter")
     expect(answers).to_have_count(before + 1, timeout=TIMEOUT_MS)
     expect(answers.last).not_to_have_text("…", timeout=TIMEOUT_MS)
     first_text = time.perf_counter() - start

@@ -222,6 +222,8 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             {"role": "user", "content": render_user_message(question)},
             {"role": "assistant", "content": "…"},
         ]
+        # The box is emptied once, here; later updates leave it alone, so a next question typed
+        # while this answer streams is not wiped.
         yield "", history, SOURCES_SEARCHING, None
         final, partial = None, ""
         try:
@@ -235,7 +237,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 else:
                     partial += item
                     history[-1]["content"] = render_answer(partial, [], turn)
-                    yield "", history, SOURCES_SEARCHING, None
+                    yield gr.skip(), history, SOURCES_SEARCHING, None
         except Exception as e:  # whatever happened, the reader must not be left looking at "…"
             if isinstance(e, (RagError, ValueError)):
                 problem = str(e)
@@ -243,10 +245,10 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 log.exception("answering %r failed", question)
                 problem = f"Answering failed ({type(e).__name__}: {e}); the server log has the details."
             history[-1]["content"] = render_error(problem)
-            yield "", history, render_sources_error(problem), None
+            yield gr.skip(), history, render_sources_error(problem), None
             return
         history[-1]["content"] = render_answer(final.text, final.citations, turn, final.note)
-        yield "", history, render_sources(final, turn, document_text), asdict(final)
+        yield gr.skip(), history, render_sources(final, turn, document_text), asdict(final)
 
     def chat_example(history: list[dict], passages: float, engine: str, choice: gr.SelectData):
         yield from chat(choice.value["text"], history, passages, engine)

@@ -42,6 +42,7 @@ class ChatServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ChatHandler)
         self.reply = GOOD_REPLY
         self.delay = 0.0  # seconds to wait before answering: longer than the client's timeout
+        self.token_delay = 0.0  # seconds between streamed tokens: a slow model
         self.requests: list[tuple[dict, dict]] = []
 
     @property
@@ -67,6 +68,7 @@ class _ChatHandler(BaseHTTPRequestHandler):
                 event = {"choices": [{"index": 0, "delta": {"content": token}}]}
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()
+                time.sleep(self.server.token_delay)
             self.wfile.write(b"data: [DONE]\n\n")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test)

@@ -11,8 +11,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,15 +57,14 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory) -> RunningApp:
-    """``python app.py`` started cold (no index yet) on the default corpus plus a tricky document."""
-    root = tmp_path_factory.mktemp("web-app")
+def _running_app(root: Path, **env: str):
+    """``python app.py`` on a copy of the default corpus plus a tricky document, started cold."""
     corpus, index, log = root / "corpus", root / "index", root / "app.log"
     shutil.copytree(REPO / "corpus", corpus)
     shutil.copy(FIXTURES / "lighthouse-log.md", corpus)
     port = _free_port()
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "uploads"), "RAG_LLM_BASE_URL": "", "RAG_AUTH": ""}
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "uploads"), "RAG_LLM_BASE_URL": "", "RAG_AUTH": "",
+           **env}
     with open(log, "w") as log_file:
         process = subprocess.Popen(
             [sys.executable, str(REPO / "app.py"), "--corpus", str(corpus), "--index", str(index),
@@ -80,6 +81,31 @@ def app(tmp_path_factory) -> RunningApp:
 
 
 @pytest.fixture(scope="session")
+def app(tmp_path_factory) -> RunningApp:
+    yield from _running_app(tmp_path_factory.mktemp("web-app"))
+
+
+@pytest.fixture(scope="session")
+def slow_model():
+    """A local OpenAI-compatible server streaming a verifiable answer slowly, token by token."""
+    from tests.test_llm import ChatServer
+
+    server = ChatServer()
+    server.token_delay = 0.15
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def app_with_model(tmp_path_factory, slow_model) -> RunningApp:
+    yield from _running_app(tmp_path_factory.mktemp("web-app-llm"), RAG_LLM_BASE_URL=slow_model.base_url,
+                            RAG_LLM_MODEL="test-model")
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"browser tests need Chromium at {CHROMIUM}: apt-get install chromium (or set CHROMIUM)")
@@ -91,8 +117,8 @@ def browser():
         launched.close()
 
 
-@pytest.fixture
-def page(browser, app):
+@contextmanager
+def _open_page(browser, app: RunningApp):
     """The chat page, once its index is ready; fails the test on any request off 127.0.0.1 or any dialog."""
     from playwright.sync_api import expect
 
@@ -108,6 +134,19 @@ def page(browser, app):
     context.close()
     assert not external, f"the page tried to reach beyond this machine: {external}"
     assert not dialogs, f"a script ran and opened a dialog: {dialogs}"
+
+
+@pytest.fixture
+def page(browser, app):
+    with _open_page(browser, app) as tab:
+        yield tab
+
+
+@pytest.fixture
+def model_page(browser, app_with_model):
+    """The chat page of an app configured with a (slow) language model."""
+    with _open_page(browser, app_with_model) as tab:
+        yield tab
 
 
 @pytest.fixture

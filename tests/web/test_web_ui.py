@@ -124,3 +124,17 @@ def test_broken_pdf_is_reported_and_old_answers_still_work(page, app, artifacts)
     assert sorted(p.name for p in Path(app.corpus).iterdir()) == corpus_before
     open_tab(page, "Chat")
     expect(ask(page, SEED_QUESTION).locator("q")).to_contain_text(SEED_QUOTE)
+
+
+def test_a_question_typed_while_the_answer_streams_is_kept(model_page):
+    """The box is emptied when a question is sent, never again by that answer's later updates."""
+    asked = model_page.locator(BOT).count()
+    box = model_page.locator(QUESTION)
+    box.fill("When did Colombia sign major trade agreements with Israel?")
+    box.press("Enter")
+    expect(model_page.locator(SOURCES)).to_contain_text("Searching the corpus")
+    expect(box).to_have_value("")
+    box.fill("Who is Yair Klein?")  # the next question, typed while the model still streams
+    answer = wait_for_answer(model_page, asked)
+    expect(answer.locator("q")).to_contain_text("signed major trade agreements")
+    expect(box).to_have_value("Who is Yair Klein?")
