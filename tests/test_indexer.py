@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import numpy as np
 import pytest
 
-from rag import build_index, retrieve
+from rag import answer, build_index, retrieve
+from rag.chunking import split_sentences
 from rag.config import load_settings
 from rag.embedding import Embedder
-from rag.chunking import split_sentences
 from rag.indexer import build_lock
 from rag.lexical import LexicalIndex
-from rag.store import CURRENT_FILE, open_snapshot, read_current
+from rag.store import (
+    CURRENT_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    file_sha256,
+    open_snapshot,
+    read_current,
+)
 from rag.types import IndexMismatchError, RagError
 
 ARTICLES = {
@@ -201,3 +211,28 @@ def test_a_second_build_at_once_is_refused(corpus, tmp_path):
 def test_missing_corpus_folder_is_a_clear_error(tmp_path):
     with pytest.raises(RagError, match="does not exist"):
         build_index(tmp_path / "nowhere", tmp_path / "index")
+
+
+def test_an_index_from_before_sentence_vectors_is_answered_and_upgraded(corpus, tmp_path):
+    """Older indexes have no sentences table: answers embed sentences, the next build adds it."""
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir)
+    version = index_dir / read_current(index_dir)
+    with sqlite3.connect(version / META_FILE) as db:
+        db.execute("DROP TABLE sentences")
+    db.close()
+    manifest = json.loads((version / MANIFEST_FILE).read_text())
+    meta = version / META_FILE
+    manifest["files"][META_FILE] = {"size": meta.stat().st_size, "sha256": file_sha256(meta)}
+    (version / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    old = open_snapshot(index_dir)
+    assert old.sentence_vectors(_sentence_places(old, "bees.md")) == {}
+    result = answer("How warm does a honeybee colony keep its hive in winter?", index_dir=index_dir)
+    assert result.found and "35 degrees" in result.citations[0].quote
+
+    (corpus / "comets.txt").write_text("Comets\nHalley's Comet returns every 76 years.")
+    build_index(corpus, index_dir)
+    snapshot = open_snapshot(index_dir)
+    assert set(snapshot.sentence_vectors(_sentence_places(snapshot, "comets.txt"))) == set(
+        _sentence_places(snapshot, "comets.txt"))
