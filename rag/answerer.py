@@ -299,13 +299,14 @@ def _sentence_vectors(
 ) -> tuple[list[int], np.ndarray]:
     """Which sentences get an embedding score, and their vectors: every sentence whose vector the
     build stored, and the ``EMBEDDED_SENTENCES`` best of the others, embedded now."""
-    stored = retriever.sentence_vectors([(s.doc_id, s.start, s.end) for s in sentences])
-    scored = [i for i, s in enumerate(sentences) if (s.doc_id, s.start, s.end) in stored]
+    places = [(s.doc_id, s.start, s.end) for s in sentences]
+    stored = retriever.sentence_vectors(places)
+    scored = [i for i, place in enumerate(places) if place in stored]
     missing = sorted(
-        (i for i, s in enumerate(sentences) if (s.doc_id, s.start, s.end) not in stored),
+        (i for i, place in enumerate(places) if place not in stored),
         key=lambda i: overlaps[i] + sentences[i].passage_similarity, reverse=True,
     )[:EMBEDDED_SENTENCES]
-    rows = [stored[(s.doc_id, s.start, s.end)] for s in (sentences[i] for i in scored)]
+    rows = [stored[places[i]] for i in scored]
     if missing:
         embedded = _sentence_cache.vectors(retriever.embedder, [sentences[i].text for i in missing])
         scored += missing
