@@ -20,7 +20,7 @@ class Settings:
     chunk_tokens: int = 128
     chunk_overlap_sentences: int = 1
     batch_size: int = 32
-    # "auto" runs the model in bfloat16 on CPUs that compute it natively (1.7× faster here,
+    # "auto" runs the model in bfloat16 on CPUs that compute it natively (1.75× faster here,
     # same rankings; bench/README.md), else in float32; or force "float32" / "bfloat16".
     precision: str = "auto"
     # Torch intra-op threads; 0 keeps torch's own choice.

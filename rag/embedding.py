@@ -58,7 +58,7 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 def uses_bfloat16(precision: str) -> bool:
     """Whether to run the model in bfloat16: "auto" does where the CPU computes it natively.
 
-    There it encodes 1.7× faster than float32 with vectors within 0.9999 cosine of float32
+    There it encodes 1.75× faster than float32 with vectors within 0.9999 cosine of float32
     (bench/README.md); elsewhere bfloat16 is emulated and slower, so float32 stays.
     """
     if precision not in PRECISIONS:
