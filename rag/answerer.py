@@ -18,14 +18,13 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from . import llm
 from .chunking import split_sentences
 from .config import Settings
 from .embedding import Embedder
 from .retriever import Retriever
+from .text import content_terms, fold, is_content, stem, words
 from .types import Answer, Citation, Document, Passage
 from .verify import reconcile
 
@@ -49,9 +48,6 @@ NEAR_DUPLICATE_OVERLAP = 0.8
 _HEADING_MAX_WORDS = 12
 _MIN_WORDS = 4
 
-_STEMMER = Stemmer.Stemmer("english")
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"also", "would", "could", "us", "tell", "know"}
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _ENDS_STATEMENT = re.compile(r"[.!?…][\"'”’)\]]*$")
 # Words that point back at the conversation rather than name their subject.
 _REFERRING_WORDS = frozenset(
@@ -154,14 +150,14 @@ def resolve_follow_up(question: str, history: Sequence[tuple[str, str]]) -> str:
     if not history:
         return question
     previous = resolve_follow_up(history[-1][0], history[:-1])
-    words = [w.lower() for w in _WORD.findall(question)]
-    content = _content_terms(question)
-    points_back = any(w in _REFERRING_WORDS for w in words) or question.lower().lstrip().startswith(
+    question_words = [fold(w) for w in words(question)]
+    content = content_terms(question)
+    points_back = any(w in _REFERRING_WORDS for w in question_words) or fold(question).lstrip().startswith(
         _CONTINUATIONS
     )
     if not (points_back and len(content) <= 4) and len(content) > 1:
         return question
-    subject = [w for w in _WORD.findall(previous) if _is_content(w) and _stem(w) not in content]
+    subject = [w for w in words(previous) if is_content(w) and stem(w) not in content]
     if not subject:
         return question
     return f"{question} ({' '.join(dict.fromkeys(subject))})"
@@ -230,20 +226,20 @@ def _candidate_sentences(passages: Sequence[Passage]) -> list[_Sentence]:
 
 
 def _is_statement(text: str) -> bool:
-    words = len(text.split())
-    if words < _MIN_WORDS:
+    count = len(text.split())
+    if count < _MIN_WORDS:
         return False
-    return words >= _HEADING_MAX_WORDS or bool(_ENDS_STATEMENT.search(text))
+    return count >= _HEADING_MAX_WORDS or bool(_ENDS_STATEMENT.search(text))
 
 
 def _term_overlaps(query: str, sentences: list[_Sentence]) -> list[float]:
     """Share of the query's content terms in each sentence, rarer terms (among the candidates)
     weighing more; a term found only in the sentence before counts half, as "it" may name it."""
-    query_terms = _content_terms(query)
+    query_terms = content_terms(query)
     if not query_terms:
         return [0.0] * len(sentences)
-    own_terms = [_content_terms(s.text) for s in sentences]
-    context_terms = [_content_terms(s.previous) for s in sentences]
+    own_terms = [content_terms(s.text) for s in sentences]
+    context_terms = [content_terms(s.previous) for s in sentences]
     weights = {
         term: math.log(1 + len(sentences) / (1 + sum(term in terms for terms in own_terms)))
         for term in query_terms
@@ -254,18 +250,6 @@ def _term_overlaps(query: str, sentences: list[_Sentence]) -> list[float]:
             for t in query_terms) / total
         for own, context in zip(own_terms, context_terms)
     ]
-
-
-def _content_terms(text: str) -> set[str]:
-    return {_stem(word) for word in _WORD.findall(text) if _is_content(word)}
-
-
-def _is_content(word: str) -> bool:
-    return word.lower() not in _STOPWORDS and (len(word) > 1 or word.isdigit())
-
-
-def _stem(word: str) -> str:
-    return _STEMMER.stemWord(word.lower())
 
 
 class _VectorCache:
@@ -343,7 +327,7 @@ def _choose(evidence: list[Evidence], limit: int) -> list[Evidence]:
 
 
 def _near_duplicate(a: str, b: str) -> bool:
-    terms_a, terms_b = _content_terms(a), _content_terms(b)
+    terms_a, terms_b = content_terms(a), content_terms(b)
     if not terms_a or not terms_b:
         return a == b
     return len(terms_a & terms_b) / min(len(terms_a), len(terms_b)) >= NEAR_DUPLICATE_OVERLAP

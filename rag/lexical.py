@@ -7,16 +7,10 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
 
-_STEMMER = Stemmer.Stemmer("english")
+from .text import index_tokens
+
 _IDS_FILE = "chunk_ids.json"
-
-
-def _tokenize(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
-    )
 
 
 class LexicalScores:
@@ -69,7 +63,7 @@ class LexicalIndex:
         if not texts:
             return cls(None, [])
         model = bm25s.BM25()
-        model.index(_tokenize(texts), show_progress=False)
+        model.index(index_tokens(texts), show_progress=False)
         return cls(model, chunk_ids)
 
     def save(self, directory: Path) -> None:
@@ -94,7 +88,7 @@ class LexicalIndex:
         if self._model is None:
             return _NO_SCORES
         vocab = self._model.vocab_dict
-        terms = [t for t in _tokenize([query])[0] if t in vocab]
+        terms = [t for t in index_tokens([query])[0] if t in vocab]
         if not terms:
             return LexicalScores(self._chunk_ids, np.zeros(len(self._chunk_ids), dtype=np.float32))
         return LexicalScores(self._chunk_ids, self._model.get_scores(terms))

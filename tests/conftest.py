@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +36,16 @@ def make_pdf(tmp_path: Path) -> Callable[..., Path]:
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO / "corpus"
-SHARED = REPO.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+SEED_QUESTIONS = [json.loads(line) for line in (DATA / "seed_questions.jsonl").read_text().splitlines()]
+SCIFACT_SAMPLE = DATA / "scifact-sample"
+
+
+@pytest.fixture(autouse=True)
+def _no_rag_environment(monkeypatch) -> None:
+    """Tests see rag's defaults, whatever RAG_* variables the developer's shell has set."""
+    for name in [n for n in os.environ if n.startswith("RAG_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ from rag.embedding import Embedder, embedder_for
 from rag.retriever import get_retriever
 from rag.types import Answer
 
-from tests.conftest import DEFAULT_CORPUS, SHARED, write_pdf
+from tests.conftest import DEFAULT_CORPUS, SCIFACT_SAMPLE, SEED_QUESTIONS, write_pdf
 
-SEED = [json.loads(line) for line in (SHARED / "eval" / "seed_questions.jsonl").open()]
-SCIFACT = SHARED / "beir" / "scifact"
+SEED = SEED_QUESTIONS
+SCIFACT = SCIFACT_SAMPLE
 
 
 def assert_well_formed(result: Answer, index: Path) -> None:

@@ -8,10 +8,9 @@ import pytest
 
 from rag import build_index, load_settings, retrieve
 from rag.types import Passage
-from tests.conftest import SHARED, write_pdf
+from tests.conftest import SEED_QUESTIONS, write_pdf
 
-SEED = [json.loads(line) for line in (SHARED / "eval" / "seed_questions.jsonl").read_text().splitlines()]
-ANSWERABLE = [q for q in SEED if q["answerable"]]
+ANSWERABLE = [q for q in SEED_QUESTIONS if q["answerable"]]
 
 
 @pytest.mark.parametrize("item", ANSWERABLE, ids=[q["question"] for q in ANSWERABLE])

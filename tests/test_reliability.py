@@ -15,13 +15,13 @@ import pytest
 from rag import build_index, retrieve
 from rag.store import open_snapshot
 from rag.types import RagError
-from tests.conftest import SHARED
+from tests.conftest import SCIFACT_SAMPLE
 
 QUERIES = ["vitamin D deficiency", "tumour growth in mice", "gene expression in cells"]
 
 
 def _scifact_docs(count: int) -> list[dict]:
-    with (SHARED / "beir" / "scifact" / "corpus.jsonl").open() as f:
+    with (SCIFACT_SAMPLE / "corpus.jsonl").open() as f:
         return [json.loads(next(f)) for _ in range(count)]
 
 
