@@ -17,8 +17,7 @@ from .guard import GuardedLoader
 from .indexer import build_index
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
 from .retriever import get_retriever
-from .store import DocumentInfo
-from .types import Answer, Document, IndexStats, LoadError, Passage, RagError
+from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
 
 def retrieve(

@@ -127,17 +127,20 @@ def build_index(
 ) -> IndexStats:
     """Bring the index in line with the corpus folder: only new and changed files are embedded,
     unless ``full``. Atomic and single-writer (see the module docstring)."""
+    with build_lock(Path(index_dir)):
+        return build_locked(corpus_dir, index_dir, full=full, settings=settings, progress=progress)
+
+
+def build_locked(
+    corpus_dir: str | Path, index_dir: str | Path, *, full: bool = False,
+    settings: Settings | None = None, progress: bool = False,
+) -> IndexStats:
+    """:func:`build_index` for a caller that holds :func:`build_lock` already, so that a change
+    to the corpus folder and the build that indexes it happen under one lock."""
     settings = settings or load_settings()
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
-    with build_lock(index_dir):
-        return _build_locked(corpus_dir, index_dir, full, settings, progress)
-
-
-def _build_locked(
-    corpus_dir: Path, index_dir: Path, full: bool, settings: Settings, progress: bool
-) -> IndexStats:
     chunking = chunking_parameters(settings)
     base: Snapshot | None = None
     if not full and read_current(index_dir) is not None:

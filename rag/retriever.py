@@ -20,8 +20,8 @@ import numpy as np
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .indexer import chunking_parameters
-from .store import ChunkRecord, DocumentInfo, Place, Snapshot, check_compatible, open_snapshot, read_current
-from .types import Document, Passage
+from .store import Snapshot, check_compatible, open_snapshot, read_current
+from .types import ChunkRecord, Document, DocumentInfo, Passage, Place
 
 MODES = ("hybrid", "dense", "lexical")
 #: Candidates taken from each list, and the depth whose scores set the normalisation range.
@@ -130,36 +130,45 @@ class Retriever:
         """Vectors the build stored for these sentences (doc_id, start, end), where it did."""
         return self.snapshot().sentence_vectors(places)
 
-    def search(self, query: str, k: int = 5, *, mode: str | None = None) -> list[Passage]:
-        """The k best passages, each a different place: overlapping chunks are merged."""
+    def search(
+        self, query: str, k: int = 5, *, mode: str | None = None, snapshot: Snapshot | None = None
+    ) -> list[Passage]:
+        """The k best passages, each a different place: overlapping chunks are merged.
+
+        ``snapshot`` pins the index version (a request that reads several times passes the one it
+        started with); by default the active version."""
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        snapshot, vector, ranked = self._rank(query, 4 * k, mode)
+        snapshot, vector, ranked = self._rank(query, 4 * k, mode, snapshot)
         return self._passages(snapshot, vector, ranked, k)
 
-    def ranked_chunks(self, query: str, depth: int, *, mode: str | None = None) -> list[tuple[ChunkRecord, float]]:
+    def ranked_chunks(
+        self, query: str, depth: int, *, mode: str | None = None, snapshot: Snapshot | None = None
+    ) -> list[tuple[ChunkRecord, float]]:
         """Candidate chunks with their scores, best first, as :meth:`search` sees them before
         merging; at least ``depth`` from each list. Evaluation ranks documents by this."""
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
-        snapshot, _, ranked = self._rank(query, depth, mode)
+        snapshot, _, ranked = self._rank(query, depth, mode, snapshot)
         records = snapshot.chunks([chunk_id for chunk_id, _ in ranked])
         return [(records[chunk_id], score) for chunk_id, score in ranked]
 
-    def _rank(self, query: str, depth: int, mode: str | None) -> tuple[Snapshot, np.ndarray, Ranking]:
+    def _rank(
+        self, query: str, depth: int, mode: str | None, snapshot: Snapshot | None
+    ) -> tuple[Snapshot, np.ndarray, Ranking]:
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        snapshot = self.snapshot()
+        snapshot = snapshot or self.snapshot()
         vector = self.embedder.embed_query(query)
         if len(snapshot) == 0:
             return snapshot, vector, []
         depth = max(CANDIDATES, depth)
         if mode == "dense":
             return snapshot, vector, snapshot.search_dense(vector, depth)
-        lexical_scores = snapshot.lexical.scores(query)
+        lexical_scores = snapshot.lexical_scores(query)
         lexical = lexical_scores.top(depth)
         if mode == "lexical":
             return snapshot, vector, lexical

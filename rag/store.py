@@ -19,7 +19,6 @@ import shutil
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -27,10 +26,13 @@ import numpy as np
 
 from .lexical import LexicalIndex
 from .types import (
+    ChunkRecord,
     Document,
+    DocumentInfo,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    Place,
     page_at,
 )
 
@@ -73,29 +75,8 @@ CREATE TABLE IF NOT EXISTS sentences (
     PRIMARY KEY (doc_id, start, end)
 ) WITHOUT ROWID;
 """
-Place = tuple[str, int, int]  # doc_id, start, end
 
 _FIX = "rebuild it with `rag index --full`"
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    chunk_id: int
-    doc_id: str
-    title: str
-    text: str
-    start: int
-    end: int
-    page: int | None
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    doc_id: str
-    title: str
-    chunks: int
-    pages: int | None
-    indexed_at: float
 
 
 def read_current(index_dir: Path) -> str | None:
@@ -129,7 +110,8 @@ def check_compatible(manifest: dict, model: str, chunking: dict, where: Path) ->
 
 
 class Snapshot:
-    """A read-only view of one complete index version; safe to share between threads."""
+    """The local backend's :class:`~rag.index.base.IndexReader`: one complete version folder,
+    read-only, safe to share between threads."""
 
     def __init__(self, version_dir: Path):
         self.path = version_dir
@@ -224,6 +206,10 @@ class Snapshot:
                     found[place] = np.frombuffer(row[0], dtype=np.float16).astype(np.float32)
         return found
 
+    def lexical_scores(self, query: str):
+        """BM25 scores of ``query`` against this version's chunks."""
+        return self.lexical.scores(query)
+
     def chunks(self, chunk_ids: list[int]) -> dict[int, ChunkRecord]:
         if not chunk_ids:
             return {}
@@ -273,7 +259,8 @@ def open_snapshot(index_dir: Path) -> Snapshot:
 
 
 class VersionWriter:
-    """Writes the next version of an index beside the active one; ``commit`` makes it active."""
+    """The local backend's :class:`~rag.index.base.IndexWriter`: writes the next version folder
+    beside the active one; ``commit`` makes it active."""
 
     def __init__(self, index_dir: Path, base: Snapshot | None, dimension: int):
         self.index_dir = index_dir

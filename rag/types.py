@@ -43,6 +43,33 @@ class Chunk:
     pages: tuple[int, ...] = ()
 
 
+Place = tuple[str, int, int]  # doc_id, start, end: a span of one document's text
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One stored chunk as a reader gets it back, with its document's title and its page."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    page: int | None
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """An indexed document as listed, without its text."""
+
+    doc_id: str
+    title: str
+    chunks: int
+    pages: int | None
+    indexed_at: float
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved chunk, best first in any result list.

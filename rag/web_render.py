@@ -14,7 +14,7 @@ import string
 import time
 from collections.abc import Callable, Sequence
 
-from .store import DocumentInfo
+from .types import DocumentInfo
 from .types import Answer, Citation
 
 _ENTITIES = {ord(c): f"&#{ord(c)};" for c in string.punctuation}

@@ -7,7 +7,7 @@ import string
 
 import pytest
 
-from rag.store import DocumentInfo
+from rag.types import DocumentInfo
 from rag.types import Answer, Citation
 from rag.web_render import (
     escape,
