@@ -319,12 +319,11 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         path.write_text(render_export(turns), encoding="utf-8")
         return gr.DownloadButton(value=str(path), visible=True)
 
-    def chat(message: str, history: list[dict], passages: float, engine: str, saved: dict | None):
-        """Stream the answer into the conversation, then fill the sources panel, the JSON, the
-        conversation kept in the browser and the export."""
+    def chat(message: str, history: list[dict], passages: float, engine: str):
+        """Stream the answer into the conversation, then fill the sources panel and the JSON."""
         question = (message or "").strip()
         if not question:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         turn = len(history)
         past = conversation(history)
@@ -334,7 +333,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         ]
         # The box is emptied once, here; later updates leave it alone, so a next question typed
         # while this answer streams is not wiped.
-        yield "", history, SOURCES_SEARCHING, None, gr.skip(), gr.skip()
+        yield "", history, SOURCES_SEARCHING, None
         final, partial = None, ""
         try:
             keeper.ensure_ready_to_answer()
@@ -347,7 +346,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 else:
                     partial += item
                     history[-1]["content"] = render_answer(partial, [], turn)
-                    yield gr.skip(), history, SOURCES_SEARCHING, None, gr.skip(), gr.skip()
+                    yield gr.skip(), history, SOURCES_SEARCHING, None
         except Exception as e:  # whatever happened, the reader must not be left looking at "…"
             if isinstance(e, (RagError, ValueError)):
                 problem = str(e)
@@ -355,16 +354,20 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 log.exception("answering %r failed", question)
                 problem = f"Answering failed ({type(e).__name__}: {e}); the server log has the details."
             history[-1]["content"] = render_error(problem)
-            yield gr.skip(), history, render_sources_error(problem), None, gr.skip(), gr.skip()
+            yield gr.skip(), history, render_sources_error(problem), None
             return
         history[-1]["content"] = render_answer(final.text, final.citations, turn, final.note)
-        turns = saved_turns(saved) + [(question, final)]
-        kept = {"turns": [{"question": q, "answer": asdict(a)} for q, a in turns]}
-        yield gr.skip(), history, sources_of(final, turn), asdict(final), kept, export_file(turns)
+        yield gr.skip(), history, sources_of(final, turn), asdict(final)
 
-    def chat_example(history: list[dict], passages: float, engine: str, saved: dict | None,
-                     choice: gr.SelectData):
-        yield from chat(choice.value["text"], history, passages, engine, saved)
+    def chat_example(history: list[dict], passages: float, engine: str, choice: gr.SelectData):
+        yield from chat(choice.value["text"], history, passages, engine)
+
+    def keep_turn(history: list[dict], answer: dict | None, saved: dict | None):
+        """After an answer: the conversation kept in the browser, and the export, grow by one turn."""
+        if not answer or len(history) < 2:
+            return gr.skip(), gr.skip()
+        turns = saved_turns(saved) + [(message_text(history[-2]["content"]), answer_from_dict(answer))]
+        return {"turns": [{"question": q, "answer": asdict(a)} for q, a in turns]}, export_file(turns)
 
     def restore_conversation(saved: dict | None):
         """The conversation kept in this browser, as it was before the page was reloaded."""
@@ -397,8 +400,10 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         return render_document_view(doc.title, doc.doc_id, doc.text, start, end, request["number"],
                                     page=page, page_image=image)
 
-    def listing(search: str, offset: int):
-        """Status, banner, one page of the document list, its pager and the removal choices."""
+    def listing(at: dict):
+        """Status, banner, one page of the document list (``at``: its search and offset), its pager
+        and the removal choices."""
+        search, offset = at.get("search", ""), at.get("offset", 0)
         try:
             status = api.index_status(index_dir, settings=settings)
             summary = render_status(status.documents, status.chunks, status.model, status.built_at,
@@ -414,7 +419,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             summary, summary, render_documents(page.documents),
             render_pager(page.offset, last, page.matching, page.total, bool(search)),
             gr.Button(interactive=page.offset > 0), gr.Button(interactive=last < page.matching),
-            page.offset, gr.Dropdown(choices=choices),
+            {"search": search, "offset": page.offset}, gr.Dropdown(choices=choices),
         )
 
     def on_load(saved: dict | None, progress=gr.Progress(track_tqdm=True)):
@@ -422,7 +427,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             keeper.ensure_index()
         except RagError:
             pass  # the listing shows why there is no index
-        return (*restore_conversation(saved), *listing("", 0))
+        return (*restore_conversation(saved), *listing({}))
 
     def upload_limits_problem(files: list[str]) -> str | None:
         if len(files) > settings.max_upload_files:
@@ -433,7 +438,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                     "at a time")
         return None
 
-    def on_upload(files: list[str] | None, search: str, offset: int, progress=gr.Progress(track_tqdm=True)):
+    def on_upload(files: list[str] | None, at: dict, progress=gr.Progress(track_tqdm=True)):
         files = files or []
         done, problems = [], []
         too_much = upload_limits_problem(files)
@@ -455,7 +460,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 if result.stats:  # only what this upload brought; the rest was reported before
                     problems += [f"Skipped {doc_id}: {reason}" for doc_id, reason in result.stats.skipped
                                  if doc_id in added]
-        return (None, render_report(done, problems), gr.Button(visible=False), *listing(search, offset))
+        return (None, render_report(done, problems), gr.Button(visible=False), *listing(at))
 
     def on_remove_asked(doc_id: str | None):
         if not doc_id:
@@ -465,11 +470,11 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         return (question, gr.Group(visible=True),
                 gr.HTML(render_confirmation(doc_id)), gr.Button(visible=False))
 
-    def on_remove(doc_id: str | None, search: str, offset: int, progress=gr.Progress(track_tqdm=True)):
+    def on_remove(doc_id: str | None, at: dict, progress=gr.Progress(track_tqdm=True)):
         hidden = gr.Group(visible=False)
         if not doc_id:
             return (render_report([], ["Choose a document to remove first."]), hidden, gr.Button(visible=False),
-                    *listing(search, offset))
+                    *listing(at))
         try:
             keeper.run(
                 f"Removing {doc_id}",
@@ -477,16 +482,16 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             )
         except RagError as e:
             return (render_report([], [f"{doc_id} was not removed: {e}"]), hidden, gr.Button(visible=False),
-                    *listing(search, offset))
-        views = listing(search, offset)
+                    *listing(at))
+        views = listing(at)
         report = render_report([f"Moved {doc_id} to the trash and out of the index."], [])
         return (report, hidden, gr.Button(f"Undo: restore {doc_id}", visible=True),
                 *views[:-1], gr.Dropdown(choices=views[-1].choices, value=doc_id))
 
-    def on_restore(doc_id: str | None, search: str, offset: int, progress=gr.Progress(track_tqdm=True)):
+    def on_restore(doc_id: str | None, at: dict, progress=gr.Progress(track_tqdm=True)):
         if not doc_id:
             return (render_report([], ["Name the document to restore."]), gr.Button(visible=False),
-                    *listing(search, offset))
+                    *listing(at))
         try:
             keeper.run(
                 f"Restoring {doc_id}",
@@ -494,11 +499,11 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             )
         except RagError as e:
             return (render_report([], [f"{doc_id} was not restored: {e}"]), gr.Button(visible=False),
-                    *listing(search, offset))
+                    *listing(at))
         return (render_report([f"Restored {doc_id} to the corpus and the index."], []), gr.Button(visible=False),
-                *listing(search, offset))
+                *listing(at))
 
-    def on_rebuild(search: str, offset: int, progress=gr.Progress(track_tqdm=True)):
+    def on_rebuild(at: dict, progress=gr.Progress(track_tqdm=True)):
         try:
             stats = keeper.run(
                 "Rebuilding the whole index",
@@ -506,10 +511,10 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             )
         except RagError as e:
             return (render_report([], [f"The index was not rebuilt: {e}"]), gr.Button(visible=False),
-                    *listing(search, offset))
+                    *listing(at))
         skipped = [f"Skipped {doc_id}: {reason}" for doc_id, reason in stats.skipped]
         return (render_report([f"Rebuilt: {stats.added} documents, {stats.chunks} chunks"], skipped),
-                gr.Button(visible=False), *listing(search, offset))
+                gr.Button(visible=False), *listing(at))
 
     with gr.Blocks(title="rag: ask your articles", delete_cache=(3600, 86400)) as demo:
         saved = gr.BrowserState({"turns": []}, storage_key=CONVERSATION_KEY, secret=browser_secret(settings))
@@ -585,15 +590,17 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                     pager = gr.HTML(elem_id="page-label")
                     next_page = gr.Button("Next →", size="sm", elem_id="next-page", scale=0)
                 documents_table = gr.HTML(elem_id="documents")
-                offset = gr.State(0)
+                at = gr.State({"search": "", "offset": 0})
 
-        views = [banner, status, documents_table, pager, previous_page, next_page, offset, remove_choice]
+        views = [banner, status, documents_table, pager, previous_page, next_page, at, remove_choice]
         one_indicator = {"show_progress_on": [action_report]}
-        chat_outputs = [question, chatbot, sources, answer_json, saved, export]
-        question.submit(chat, [question, chatbot, passages, engine, saved], chat_outputs,
-                        api_name="chat", concurrency_limit=4)
-        chatbot.example_select(chat_example, [chatbot, passages, engine, saved], chat_outputs,
-                               api_visibility="private", concurrency_limit=4)
+        chat_outputs = [question, chatbot, sources, answer_json]
+        keeping = {"fn": keep_turn, "inputs": [chatbot, answer_json, saved], "outputs": [saved, export],
+                   "api_visibility": "private", "show_progress": "hidden"}
+        question.submit(chat, [question, chatbot, passages, engine], chat_outputs,
+                        api_name="chat", concurrency_limit=4).then(**keeping)
+        chatbot.example_select(chat_example, [chatbot, passages, engine], chat_outputs,
+                               api_visibility="private", concurrency_limit=4).then(**keeping)
         for clearing in (clear.click, chatbot.clear):
             clearing(lambda: ([], SOURCES_PLACEHOLDER, None, {"turns": []}, gr.DownloadButton(visible=False), ""),
                      None, [chatbot, sources, answer_json, saved, export, document_view],
@@ -603,25 +610,25 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
             None, None, None, js=SCROLL_TO_QUOTE)
         demo.load(on_load, saved, [chatbot, sources, export, *views], api_visibility="private",
                   concurrency_limit=None, show_progress_on=[banner])
-        documents_tab.select(listing, [search, offset], views, api_visibility="private",
+        documents_tab.select(listing, at, views, api_visibility="private",
                              concurrency_limit=None, show_progress="hidden")
-        search.submit(lambda text: listing(text, 0), search, views, api_visibility="private",
-                      show_progress="hidden")
-        previous_page.click(lambda text, at: listing(text, max(0, at - DOCUMENTS_PER_PAGE)), [search, offset],
+        search.submit(lambda text: listing({"search": text, "offset": 0}), search, views,
+                      api_visibility="private", show_progress="hidden")
+        previous_page.click(lambda a: listing({**a, "offset": max(0, a["offset"] - DOCUMENTS_PER_PAGE)}), at,
                             views, api_visibility="private", show_progress="hidden")
-        next_page.click(lambda text, at: listing(text, at + DOCUMENTS_PER_PAGE), [search, offset], views,
+        next_page.click(lambda a: listing({**a, "offset": a["offset"] + DOCUMENTS_PER_PAGE}), at, views,
                         api_visibility="private", show_progress="hidden")
-        upload.upload(on_upload, [upload, search, offset], [upload, action_report, undo, *views],
+        upload.upload(on_upload, [upload, at], [upload, action_report, undo, *views],
                       api_name="upload", **one_indicator)
         remove.click(on_remove_asked, remove_choice, [action_report, confirm, confirm_text, undo],
                      api_visibility="private", show_progress="hidden")
         confirm_no.click(lambda: gr.Group(visible=False), None, confirm, api_visibility="private",
                          show_progress="hidden")
-        confirm_yes.click(on_remove, [remove_choice, search, offset], [action_report, confirm, undo, *views],
+        confirm_yes.click(on_remove, [remove_choice, at], [action_report, confirm, undo, *views],
                           api_name="remove", **one_indicator)
-        undo.click(on_restore, [remove_choice, search, offset], [action_report, undo, *views],
+        undo.click(on_restore, [remove_choice, at], [action_report, undo, *views],
                    api_name="restore", **one_indicator)
-        rebuild.click(on_rebuild, [search, offset], [action_report, undo, *views], api_name="rebuild",
+        rebuild.click(on_rebuild, at, [action_report, undo, *views], api_name="rebuild",
                       **one_indicator)
     return demo
 
