@@ -80,7 +80,7 @@ CSS = """
 #sources .source-passage { white-space: pre-wrap; margin: .4em 0; font-size: .92em; }
 #sources mark, #document-view mark { background: #fde68a; color: #111; padding: 0 .1em; border-radius: 2px; }
 #sources mark .quote-number { font-weight: 700; font-size: .7em; margin-right: .15em; color: #92400e; }
-.dark #sources mark, .dark #document-view mark { background: #a16207; color: #fff; }
+.dark #sources mark, .dark #document-view mark, .dark #document-view mark.focus { background: #a16207; color: #fff; }
 .dark #sources mark .quote-number { color: #fde68a; }
 .relevance { cursor: help; white-space: nowrap; }
 .meter i { display: inline-block; width: .45em; height: .8em; margin-right: 1px; border-radius: 1px;
@@ -319,11 +319,12 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         path.write_text(render_export(turns), encoding="utf-8")
         return gr.DownloadButton(value=str(path), visible=True)
 
-    def chat(message: str, history: list[dict], passages: float, engine: str):
-        """Stream the answer into the conversation, then fill the sources panel and the JSON."""
+    def chat(message: str, history: list[dict], passages: float, engine: str, kept: dict | None):
+        """Stream the answer into the conversation, then fill the sources panel and the JSON, and
+        add the turn to the conversation ``kept`` for the browser and the export."""
         question = (message or "").strip()
         if not question:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         turn = len(history)
         past = conversation(history)
@@ -333,7 +334,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         ]
         # The box is emptied once, here; later updates leave it alone, so a next question typed
         # while this answer streams is not wiped.
-        yield "", history, SOURCES_SEARCHING, None
+        yield "", history, SOURCES_SEARCHING, None, gr.skip()
         final, partial = None, ""
         try:
             keeper.ensure_ready_to_answer()
@@ -346,7 +347,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 else:
                     partial += item
                     history[-1]["content"] = render_answer(partial, [], turn)
-                    yield gr.skip(), history, SOURCES_SEARCHING, None
+                    yield gr.skip(), history, SOURCES_SEARCHING, None, gr.skip()
         except Exception as e:  # whatever happened, the reader must not be left looking at "…"
             if isinstance(e, (RagError, ValueError)):
                 problem = str(e)
@@ -354,27 +355,27 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
                 log.exception("answering %r failed", question)
                 problem = f"Answering failed ({type(e).__name__}: {e}); the server log has the details."
             history[-1]["content"] = render_error(problem)
-            yield gr.skip(), history, render_sources_error(problem), None
+            yield gr.skip(), history, render_sources_error(problem), None, gr.skip()
             return
         history[-1]["content"] = render_answer(final.text, final.citations, turn, final.note)
-        yield gr.skip(), history, sources_of(final, turn), asdict(final)
+        kept = {"turns": [*(kept or {}).get("turns", []), {"question": question, "answer": asdict(final)}]}
+        yield gr.skip(), history, sources_of(final, turn), asdict(final), kept
 
-    def chat_example(history: list[dict], passages: float, engine: str, choice: gr.SelectData):
-        yield from chat(choice.value["text"], history, passages, engine)
+    def chat_example(history: list[dict], passages: float, engine: str, kept: dict | None,
+                     choice: gr.SelectData):
+        yield from chat(choice.value["text"], history, passages, engine, kept)
 
-    def keep_turn(history: list[dict], answer: dict | None, saved: dict | None):
-        """After an answer: the conversation kept in the browser, and the export, grow by one turn."""
-        if not answer or len(history) < 2:
-            return gr.skip(), gr.skip()
-        turns = saved_turns(saved) + [(message_text(history[-2]["content"]), answer_from_dict(answer))]
-        return {"turns": [{"question": q, "answer": asdict(a)} for q, a in turns]}, export_file(turns)
+    def keep_in_browser(kept: dict):
+        """After an answer: the conversation in the browser's storage, and the export, as it is now."""
+        return kept, export_file(saved_turns(kept))
 
     def restore_conversation(saved: dict | None):
         """The conversation kept in this browser, as it was before the page was reloaded."""
         turns = saved_turns(saved)
         if not turns:
-            return [], SOURCES_PLACEHOLDER, export_file([])
-        return chat_history(turns), sources_of(turns[-1][1], 2 * len(turns) - 2), export_file(turns)
+            return [], SOURCES_PLACEHOLDER, export_file([]), {"turns": []}
+        return (chat_history(turns), sources_of(turns[-1][1], 2 * len(turns) - 2), export_file(turns),
+                saved)
 
     def open_source(value: str):
         """The document view for an "Open the document" button: the text at the quote, and for a
@@ -518,6 +519,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
 
     with gr.Blocks(title="rag: ask your articles", delete_cache=(3600, 86400)) as demo:
         saved = gr.BrowserState({"turns": []}, storage_key=CONVERSATION_KEY, secret=browser_secret(settings))
+        kept = gr.State({"turns": []})  # the same, on the server for this page: what chat adds to
         gr.Markdown("## Ask your articles\nEvery quote below is checked word for word against its source.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -594,21 +596,22 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
 
         views = [banner, status, documents_table, pager, previous_page, next_page, at, remove_choice]
         one_indicator = {"show_progress_on": [action_report]}
-        chat_outputs = [question, chatbot, sources, answer_json]
-        keeping = {"fn": keep_turn, "inputs": [chatbot, answer_json, saved], "outputs": [saved, export],
+        chat_outputs = [question, chatbot, sources, answer_json, kept]
+        keeping = {"fn": keep_in_browser, "inputs": kept, "outputs": [saved, export],
                    "api_visibility": "private", "show_progress": "hidden"}
-        question.submit(chat, [question, chatbot, passages, engine], chat_outputs,
+        question.submit(chat, [question, chatbot, passages, engine, kept], chat_outputs,
                         api_name="chat", concurrency_limit=4).then(**keeping)
-        chatbot.example_select(chat_example, [chatbot, passages, engine], chat_outputs,
+        chatbot.example_select(chat_example, [chatbot, passages, engine, kept], chat_outputs,
                                api_visibility="private", concurrency_limit=4).then(**keeping)
         for clearing in (clear.click, chatbot.clear):
-            clearing(lambda: ([], SOURCES_PLACEHOLDER, None, {"turns": []}, gr.DownloadButton(visible=False), ""),
-                     None, [chatbot, sources, answer_json, saved, export, document_view],
+            clearing(lambda: ([], SOURCES_PLACEHOLDER, None, {"turns": []}, {"turns": []},
+                              gr.DownloadButton(visible=False), ""),
+                     None, [chatbot, sources, answer_json, kept, saved, export, document_view],
                      api_visibility="private")
         open_trigger.click(open_source, open_box, document_view, js="() => window.ragOpenRequest || ''",
                            api_visibility="private", show_progress="minimal").then(
             None, None, None, js=SCROLL_TO_QUOTE)
-        demo.load(on_load, saved, [chatbot, sources, export, *views], api_visibility="private",
+        demo.load(on_load, saved, [chatbot, sources, export, kept, *views], api_visibility="private",
                   concurrency_limit=None, show_progress_on=[banner])
         documents_tab.select(listing, at, views, api_visibility="private",
                              concurrency_limit=None, show_progress="hidden")

@@ -245,10 +245,12 @@ def test_document_with_script_and_markdown_tricks_shows_as_text(page, artifacts)
 
 def test_uploaded_document_is_indexed_and_quoted(page, app, artifacts):
     open_tab(page, "Documents")
+    expect(page.locator("#index-status")).to_contain_text("documents")
+    before = int(re.search(r"(\d+) documents", page.locator("#index-status").inner_text()).group(1))
     page.locator(FILE_INPUT).set_input_files(FIXTURES / "tarnvik-volcano.txt")
-    expect(page.locator("#upload-report")).to_contain_text("Added tarnvik-volcano.txt", timeout=ANSWER_MS)
+    expect(page.locator("#action-report")).to_contain_text("Added tarnvik-volcano.txt", timeout=ANSWER_MS)
     expect(page.locator("#documents")).to_contain_text("tarnvik-volcano.txt")
-    expect(page.locator("#index-status")).to_contain_text("4 documents")
+    expect(page.locator("#index-status")).to_contain_text(f"{before + 1} documents")
     page.screenshot(path=artifacts / "upload.png", full_page=True)
     assert (app.corpus / "tarnvik-volcano.txt").is_file()
     open_tab(page, "Chat")
@@ -264,7 +266,7 @@ def test_broken_pdf_is_reported_and_old_answers_still_work(page, app, artifacts)
     expect(listed_files).to_have_count(len(corpus_before))
     files_before = listed_files.all_inner_texts()
     page.locator(FILE_INPUT).set_input_files(FIXTURES / "broken.pdf")
-    expect(page.locator("#upload-report .report-problem")).to_have_text(
+    expect(page.locator("#action-report .report-problem")).to_have_text(
         "broken.pdf was not added: malformed PDF: startxref not found", timeout=ANSWER_MS)
     page.screenshot(path=artifacts / "broken-upload.png", full_page=True)
     expect(listed_files).to_have_text(files_before)
