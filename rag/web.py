@@ -467,8 +467,7 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         if not doc_id:
             return (render_report([], ["Choose a document to remove first."]), gr.Group(visible=False),
                     gr.HTML(), gr.Button(visible=False))
-        question = render_report([], []) or ""
-        return (question, gr.Group(visible=True),
+        return ("", gr.Group(visible=True),
                 gr.HTML(render_confirmation(doc_id)), gr.Button(visible=False))
 
     def on_remove(doc_id: str | None, at: dict, progress=gr.Progress(track_tqdm=True)):
@@ -637,8 +636,9 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
 
 
 def browser_secret(settings: Settings) -> str:
-    """The key the conversation kept in the browser is sealed with, stable across restarts of the
-    app over the same index, so a reload after a restart still finds the conversation."""
+    """The key the conversation kept in the browser is sealed with: stable across restarts of the
+    app over the same index, so a reload after a restart still finds the conversation. It guards
+    nothing secret: the conversation is the reader's own, in their own browser."""
     return hashlib.sha256(f"rag-conversation:{Path(settings.index_dir).resolve()}".encode()).hexdigest()
 
 

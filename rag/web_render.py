@@ -205,7 +205,7 @@ def _source_card(group: list[Citation], turn: int, text: str | None, min_relevan
     meter = "".join(f'<i class="{"on" if i < bars else "off"}"></i>' for i in range(3))
     quotes = "one quote" if len(group) == 1 else f"{len(group)} quotes"
     return (
-        f'<article class="source" data-doc="{escape(first.doc_id)}">'
+        '<article class="source">'
         f'<div class="source-head"><span class="source-number">{numbers}</span> '
         f'<span class="source-title">{escape(first.title)}</span></div>'
         f'<div class="source-meta"><span class="source-doc">{escape(first.doc_id)}{escape(page_text)}</span> · '
