@@ -165,3 +165,44 @@ def test_kept_answers_come_back_as_answers():
     assert saved_turns({"turns": [{"question": "q"}]}) == []  # unreadable: start afresh
     [user, bot] = chat_history(saved_turns(saved))
     assert user["role"] == "user" and "<q>Ann won&#46;</q>" in bot["content"]
+
+
+class _FlakyStart:
+    """Stands in for the Gradio app: its start-up localhost check fails ``failures`` times."""
+
+    def __init__(self, failures: int):
+        self.failures, self.launches, self.closed = failures, 0, 0
+
+    def queue(self):
+        return self
+
+    def launch(self, **options):
+        self.launches += 1
+        if self.launches <= self.failures:
+            raise ValueError("When localhost is not accessible, a shareable link must be created. Please set "
+                             "share=True or check your proxy settings to allow access to localhost.")
+
+    def close(self):
+        self.closed += 1
+
+    def block_thread(self):
+        pass
+
+
+@pytest.mark.parametrize("failures, starts", [(0, True), (2, True), (3, False)])
+def test_a_failed_start_up_check_is_retried_then_explained(monkeypatch, tmp_path, capsys, failures, starts):
+    from rag import web
+
+    app = _FlakyStart(failures)
+    monkeypatch.setattr(web, "build_app", lambda settings, follow_corpus: app)
+    monkeypatch.setattr(web.time, "sleep", lambda seconds: None)
+    settings = Settings(corpus_dir=str(tmp_path))
+    if starts:
+        assert web.serve(settings, port=free_port()) == 0
+        assert app.launches == failures + 1
+        err = capsys.readouterr().err
+        assert "rag: the web chat is at http://127.0.0.1:" in err and "share=True" not in err
+    else:
+        with pytest.raises(RagError, match="did not answer on 127.0.0.1:.* after 3 tries"):
+            web.serve(settings, port=free_port())
+        assert app.launches == 3
