@@ -107,7 +107,11 @@ details.related summary, details.unverified summary { cursor: pointer; }
 table.documents { width: 100%; }
 .report-problem { color: var(--error-text-color, #b91c1c); }
 #pager { align-items: center; }
-@media (max-width: 640px) { #chatbot { height: 60vh !important; } }
+#document-view .pdf-scroll { overflow-x: auto; }
+@media (max-width: 640px) {
+  #chatbot { height: 60vh !important; }
+  #document-view .pdf-page { width: 760px; }  /* a page's words stay legible: scroll sideways */
+}
 """
 
 # A marker click scrolls to its quote and flashes its card; an "Open the document" button asks

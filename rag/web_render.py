@@ -336,8 +336,8 @@ def render_document_view(
         image = (
             f'<figure class="pdf-view"><figcaption>Page {page_image.page} of {page_image.pages}</figcaption>'
             f"{located}"
-            f'<div class="pdf-page"><img alt="{escape(f"page {page_image.page} of {doc_id}")}" '
-            f'src="data:image/png;base64,{page_image.png_base64}">{boxes}</div></figure>'
+            f'<div class="pdf-scroll"><div class="pdf-page"><img alt="{escape(f"page {page_image.page} of {doc_id}")}" '
+            f'src="data:image/png;base64,{page_image.png_base64}">{boxes}</div></div></figure>'
         )
     start = max(0, min(start, len(text)))
     end = max(start, min(end, len(text)))
