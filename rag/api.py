@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from . import answerer
 from .config import Settings, load_settings
 from .embedding import embedder_for
 from .guard import GuardedLoader
-from .indexer import build_index
+from .indexer import build_index, build_lock, build_locked
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
 from .retriever import get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
@@ -107,6 +108,30 @@ def documents(index_dir: str | Path = "index", *, settings: Settings | None = No
     return get_retriever(index_dir, settings).documents()
 
 
+@dataclass(frozen=True)
+class DocumentPage:
+    """One page of the document list: what a listing sends, whatever the corpus size."""
+
+    documents: list[DocumentInfo]
+    offset: int
+    matching: int  # documents that match the search
+    total: int  # documents in the index
+
+
+def document_page(
+    index_dir: str | Path = "index", *, search: str = "", offset: int = 0, limit: int = 25,
+    settings: Settings | None = None,
+) -> DocumentPage:
+    """Documents ``offset`` … ``offset + limit`` (by doc_id) whose title or file name contains
+    ``search`` (case-insensitive); the offset is clamped to the last page."""
+    everything = get_retriever(index_dir, settings).documents()
+    needle = search.strip().casefold()
+    matching = [d for d in everything if needle in d.doc_id.casefold() or needle in d.title.casefold()]
+    limit = max(1, limit)
+    offset = max(0, min(offset, (len(matching) - 1) // limit * limit if matching else 0))
+    return DocumentPage(matching[offset:offset + limit], offset, len(matching), len(everything))
+
+
 def document(doc_id: str, *, index_dir: str | Path = "index", settings: Settings | None = None) -> Document:
     """One indexed document with its full text: citations' start/end point into ``text``."""
     return get_retriever(index_dir, settings).document(doc_id)
@@ -124,32 +149,49 @@ def add_files(
 
     Each file is parsed before it is copied, so a broken one is refused with its reason and leaves
     the corpus and the index as they were. A name already taken gets a numbered suffix instead of
-    overwriting; a file whose bytes are already in the corpus is refused as a duplicate.
+    overwriting; a file whose bytes are already in the corpus is refused as a duplicate. The copy
+    and the build happen under the build lock, and a failed build takes the copies back out.
     """
     settings = settings or load_settings()
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     result = AddResult()
-    saved: list[Path] = []
+    readable: list[tuple[Path, str]] = []
     with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
         for path in map(Path, paths):
             name = safe_file_name(path.name)
-            reason = _upload_problem(path, name, corpus_dir, settings, reader)
+            reason = _upload_problem(path, name, settings, reader)
             if reason:
                 result.rejected.append((path.name, reason))
+            else:
+                readable.append((path, name))
+    if not readable:
+        return result
+    with build_lock(Path(index_dir)):
+        saved: list[Path] = []
+        by_size: dict[int, list[tuple[str, Path]]] = {}
+        for doc_id, existing in find_files(corpus_dir, max_file_mb=settings.max_file_mb)[0]:
+            by_size.setdefault(existing.stat().st_size, []).append((doc_id, existing))
+        for path, name in readable:
+            same_size = by_size.setdefault(path.stat().st_size, [])
+            content_hash = file_hash(path)
+            duplicate = next((d for d, existing in same_size if file_hash(existing) == content_hash), None)
+            if duplicate is not None:
+                result.rejected.append((path.name, f"already in the corpus as {duplicate}"))
                 continue
             destination = _copy_to_free_name(path, corpus_dir / name)
+            same_size.append((destination.name, destination))
             saved.append(destination)
             result.added.append((path.name, destination.name))
-    if not saved:
-        return result
-    try:
-        result.stats = build_index(corpus_dir, index_dir, settings=settings, progress=progress)
-    except BaseException:
-        for destination in saved:  # not indexed, so not added: the corpus stays as it was
-            destination.unlink(missing_ok=True)
-        raise
+        if not saved:
+            return result
+        try:
+            result.stats = build_locked(corpus_dir, index_dir, settings=settings, progress=progress)
+        except BaseException:
+            for destination in saved:  # not indexed, so not added: the corpus stays as it was
+                destination.unlink(missing_ok=True)
+            raise
     return result
 
 
@@ -161,22 +203,90 @@ def remove_document(
     settings: Settings | None = None,
     progress: bool = False,
 ) -> IndexStats:
-    """Delete a document's file from the corpus and drop it from the index.
+    """Move a document's file from the corpus to its trash folder and drop it from the index.
 
-    If the index cannot be updated (another build holds it), the file is put back.
+    The move and the build happen under the build lock; if the build fails, the file goes back.
+    :func:`restore_document` brings it back. The trash is ``TRASH_FOLDER`` inside the corpus
+    folder, hidden, so the indexer never reads it.
     """
     settings = settings or load_settings()
     corpus_dir = Path(corpus_dir)
+    path = _corpus_file(corpus_dir, doc_id)
+    with build_lock(Path(index_dir)):
+        if not path.is_file():
+            raise RagError(f"{doc_id!r} is not a file in the corpus folder {corpus_dir}")
+        removal = f"{time.strftime('%Y%m%d-%H%M%S')}.{time.time_ns() % 10**9:09d}"  # sorts by time
+        trashed = corpus_dir / TRASH_FOLDER / removal / doc_id
+        trashed.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(trashed)
+        try:
+            return build_locked(corpus_dir, index_dir, settings=settings, progress=progress)
+        except BaseException:
+            trashed.rename(path)
+            raise
+
+
+def trashed_documents(corpus_dir: str | Path = "corpus") -> list[tuple[str, Path]]:
+    """(doc_id, file) of every removed document still in the trash, most recently removed first."""
+    trash = Path(corpus_dir) / TRASH_FOLDER
+    if not trash.is_dir():
+        return []
+    return [
+        (file.relative_to(removal).as_posix(), file)
+        for removal in sorted(trash.iterdir(), reverse=True) if removal.is_dir()
+        for file in sorted(removal.rglob("*")) if file.is_file()
+    ]
+
+
+def restore_document(
+    doc_id: str,
+    corpus_dir: str | Path = "corpus",
+    index_dir: str | Path = "index",
+    *,
+    settings: Settings | None = None,
+    progress: bool = False,
+) -> IndexStats:
+    """Move the most recently removed copy of ``doc_id`` back into the corpus and index it again.
+
+    Refused if a file of that name is in the corpus now (nothing is overwritten); if the build
+    fails, the file goes back to the trash.
+    """
+    settings = settings or load_settings()
+    corpus_dir = Path(corpus_dir)
+    path = _corpus_file(corpus_dir, doc_id)
+    with build_lock(Path(index_dir)):
+        trashed = next((file for name, file in trashed_documents(corpus_dir) if name == doc_id), None)
+        if trashed is None:
+            raise RagError(f"{doc_id!r} is not in the trash of {corpus_dir}")
+        if path.exists():
+            raise RagError(f"{doc_id!r} is in the corpus already; move it away to restore the removed copy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        trashed.rename(path)
+        try:
+            stats = build_locked(corpus_dir, index_dir, settings=settings, progress=progress)
+        except BaseException:
+            path.rename(trashed)
+            raise
+    for folder in (trashed.parent, *trashed.parent.parents):  # the emptied removal folder goes
+        if folder == corpus_dir / TRASH_FOLDER or not folder.is_relative_to(corpus_dir / TRASH_FOLDER):
+            break
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+    return stats
+
+
+TRASH_FOLDER = ".rag-trash"
+
+
+def _corpus_file(corpus_dir: Path, doc_id: str) -> Path:
+    """The corpus file named by ``doc_id``; refused if the name leads outside or into the trash."""
     path = corpus_dir / doc_id
-    if not path.resolve().is_relative_to(corpus_dir.resolve()) or not path.is_file():
+    inside = path.resolve().is_relative_to(corpus_dir.resolve())
+    if not doc_id or not inside or path.resolve() == corpus_dir.resolve() or doc_id.split("/")[0] == TRASH_FOLDER:
         raise RagError(f"{doc_id!r} is not a file in the corpus folder {corpus_dir}")
-    content = path.read_bytes()
-    path.unlink()
-    try:
-        return build_index(corpus_dir, index_dir, settings=settings, progress=progress)
-    except BaseException:
-        path.write_bytes(content)
-        raise
+    return path
 
 
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w.()\- ]+")
@@ -194,9 +304,7 @@ def safe_file_name(name: str) -> str:
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
-def _upload_problem(
-    path: Path, name: str, corpus_dir: Path, settings: Settings, reader: GuardedLoader
-) -> str | None:
+def _upload_problem(path: Path, name: str, settings: Settings, reader: GuardedLoader) -> str | None:
     """Why ``path`` must not join the corpus, or None (it is parsed the way the indexer will)."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -212,10 +320,6 @@ def _upload_problem(
         reader.load(path, name)
     except LoadError as e:
         return str(e)
-    content_hash = file_hash(path)
-    for doc_id, existing in find_files(corpus_dir, max_file_mb=settings.max_file_mb)[0]:
-        if existing.stat().st_size == size and file_hash(existing) == content_hash:
-            return f"already in the corpus as {doc_id}"
     return None
 
 

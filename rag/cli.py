@@ -113,7 +113,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .web import serve
 
-    return serve(_settings(args), host=args.host, port=args.port, auth=args.auth, follow_corpus=args.watch)
+    return serve(_settings(args), host=args.host, port=args.port, auth=args.auth, follow_corpus=args.watch,
+                 allow_no_login=args.allow_no_login)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="require this login (better: set RAG_AUTH, which ps cannot show)")
     serve.add_argument("--watch", action="store_true",
                        help="also update the index when files in the corpus folder change")
+    serve.add_argument("--allow-no-login", action="store_true",
+                       help="serve a non-local address without a login (anyone who reaches it can change the corpus)")
     serve.set_defaults(run=_cmd_serve)
     return parser
 

@@ -26,6 +26,9 @@ class Settings:
     # Torch intra-op threads; 0 keeps torch's own choice.
     threads: int = 1
     max_file_mb: float = 50.0
+    # Per upload request in the web app: at most this many files, this many MB together.
+    max_upload_files: int = 20
+    max_upload_mb: float = 200.0
     # Each file is parsed in a child process bounded by these, so a hostile file is just skipped.
     parse_timeout_s: float = 60.0
     parse_memory_mb: int = 2048

@@ -110,6 +110,7 @@ class Answer:
     found: bool
     citations: list[Citation] = field(default_factory=list)
     note: str | None = None
+    related: list[Passage] = field(default_factory=list)  # on a refusal: close passages, clearly not an answer
 
 
 @dataclass

@@ -118,14 +118,57 @@ def test_when_the_index_is_busy_the_upload_is_undone(library):
     assert corpus_files(corpus) == before
 
 
-def test_remove_drops_the_file_and_its_chunks(library):
+def test_remove_moves_the_file_to_the_trash_and_restore_brings_it_back(library):
     corpus, index = library
+    original = (corpus / "bridges.md").read_bytes()
     stats = api.remove_document("bridges.md", corpus, index)
     assert stats.removed == 1 and not (corpus / "bridges.md").exists()
     assert [d.doc_id for d in api.documents(index)] == ["lighthouses.txt"]
+    [(doc_id, trashed)] = api.trashed_documents(corpus)
+    assert doc_id == "bridges.md" and trashed.read_bytes() == original
+    assert trashed.is_relative_to(corpus / api.TRASH_FOLDER)  # hidden: the indexer never reads it
+
+    stats = api.restore_document("bridges.md", corpus, index)
+    assert stats.added == 1 and (corpus / "bridges.md").read_bytes() == original
+    assert [d.doc_id for d in api.documents(index)] == ["bridges.md", "lighthouses.txt"]
+    assert api.trashed_documents(corpus) == []
+    passages = api.retrieve("Which bridge crosses the Grand Canal?", 1, index_dir=index)
+    assert passages[0].doc_id == "bridges.md"
 
 
-@pytest.mark.parametrize("doc_id", ["../outside.txt", "../index/CURRENT", "missing.txt", "."])
+def test_restore_never_overwrites_and_needs_a_trashed_copy(library):
+    corpus, index = library
+    api.remove_document("bridges.md", corpus, index)
+    (corpus / "bridges.md").write_text("# New bridges\nA different file of the same name.\n")
+    with pytest.raises(RagError, match="in the corpus already"):
+        api.restore_document("bridges.md", corpus, index)
+    assert "different file" in (corpus / "bridges.md").read_text()
+    with pytest.raises(RagError, match="not in the trash"):
+        api.restore_document("lighthouses.txt", corpus, index)
+
+
+def test_restore_puts_the_file_back_in_the_trash_when_the_index_is_busy(library):
+    corpus, index = library
+    api.remove_document("bridges.md", corpus, index)
+    with build_lock(index), pytest.raises(RagError, match="another build"):
+        api.restore_document("bridges.md", corpus, index)
+    assert not (corpus / "bridges.md").exists() and len(api.trashed_documents(corpus)) == 1
+
+
+def test_document_pages_are_searchable_and_bounded(library):
+    corpus, index = library
+    for i in range(5):
+        (corpus / f"note-{i}.txt").write_text(f"Note {i}\nThe tide table number {i} for the harbour.\n")
+    api.build_index(corpus, index)
+    page = api.document_page(index, offset=2, limit=3)
+    assert (page.total, page.matching, page.offset) == (7, 7, 2)
+    assert [d.doc_id for d in page.documents] == ["note-0.txt", "note-1.txt", "note-2.txt"]
+    found = api.document_page(index, search="NOTE 3")
+    assert [d.doc_id for d in found.documents] == ["note-3.txt"] and found.matching == 1
+    assert api.document_page(index, offset=99, limit=3).offset == 6  # clamped to the last page
+
+
+@pytest.mark.parametrize("doc_id", ["../outside.txt", "../index/CURRENT", "missing.txt", ".", ".rag-trash"])
 def test_remove_refuses_anything_but_a_corpus_file(library, doc_id):
     corpus, index = library
     (corpus.parent / "outside.txt").write_text("not part of the corpus")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import html
 import re
 import string
 
 import pytest
 
-from rag.types import DocumentInfo
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, DocumentInfo, Passage
+from rag.web_pdf import PageImage
 from rag.web_render import (
     escape,
     message_text,
+    open_request,
+    relevance,
     render_answer,
+    render_document_view,
     render_documents,
+    render_export,
+    render_pager,
     render_sources,
     render_user_message,
     source_anchor,
@@ -97,14 +103,83 @@ def test_sources_highlight_the_quote_inside_its_passage():
     answer = Answer(f'"{QUOTE}" [1]', True, [citation(page=2)])
     rendered = render_sources(answer, 7, lambda doc_id: DOCUMENT)
     assert f'id="{source_anchor(7, 1)}"' in rendered
-    highlighted = re.search(r"<mark>(.*?)</mark>", rendered).group(1)
-    assert message_text(highlighted) == QUOTE
+    assert message_text(marked(rendered)[0]) == "1" + QUOTE  # numbered inside
     passage = message_text(re.search(r'<blockquote class="source-passage">(.*?)</blockquote>', rendered).group(1))
-    assert passage == DOCUMENT
+    assert passage == DOCUMENT.replace(QUOTE, "1" + QUOTE)
     shown = message_text(rendered)
-    for fact in ("[1]", "Log <b>book</b>", "notes/log.md", "page 2", "score 0.812"):
+    for fact in ("[1]", "Log <b>book</b>", "notes/log.md, page 2", "fair match"):
         assert fact in shown
+    assert escape("relevance score 0.812") in rendered  # the raw score, on hover
     assert "<script>" not in rendered and "<b>book" not in rendered
+
+
+def marked(rendered: str) -> list[str]:
+    return re.findall(r"<mark[^>]*>(.*?)</mark>", rendered)
+
+
+def test_quotes_from_one_passage_share_one_card_in_marker_order():
+    first, second = "Intro line.", "Closing line."
+    other = Citation(3, "Elsewhere.", "other.txt", "Other", 0, 10, None, 0.7)
+    citations = [citation(1, first, 0), citation(2, second, DOCUMENT.index(second)), other]
+    answer = Answer(f'"Elsewhere." [3] then "{first}" [1] and "{second}" [2]', True, citations)
+    texts = {"notes/log.md": DOCUMENT, "other.txt": "Elsewhere. More."}
+    rendered = render_sources(answer, 0, texts.get)
+    cards = re.findall(r"<article.*?</article>", rendered)
+    assert len(cards) == 2 and "other.txt" in message_text(cards[0])  # cited first, shown first
+    assert [message_text(m) for m in marked(cards[1])] == ["1" + first, "2" + second]
+    assert "2 quotes" in message_text(cards[1]) and "[1] [2]" in message_text(cards[1])
+    for number in (1, 2, 3):
+        assert f'id="{source_anchor(0, number)}"' in rendered  # every marker's target is its quote
+
+
+def test_relevance_is_in_words_relative_to_the_refusal_level():
+    assert relevance(1.2, 0.69) == (3, "strong match")
+    assert relevance(0.9, 0.69) == (2, "good match")
+    assert relevance(0.7, 0.69) == (1, "fair match")
+
+
+def test_open_button_carries_a_checked_request():
+    rendered = render_sources(Answer("", True, [citation(page=2)]), 0, lambda _: DOCUMENT)
+    value = html.unescape(re.search(r'data-open="([^"]*)"', rendered).group(1))
+    request = open_request(value)
+    assert request["quote"] == QUOTE and request["page"] == 2 and request["doc_id"] == "notes/log.md"
+    with pytest.raises(ValueError):
+        open_request('{"doc_id": 1}')
+
+
+def test_document_view_marks_the_quote_and_boxes_it_on_the_page_image():
+    start = DOCUMENT.index(QUOTE)
+    image = PageImage(2, 3, "AAAA", ((0.1, 0.2, 0.5, 0.05),))
+    rendered = render_document_view("Log", "r.pdf", DOCUMENT, start, start + len(QUOTE), 1, page=2, page_image=image)
+    assert message_text(re.search(r'<mark class="focus">(.*?)</mark>', rendered).group(1)) == QUOTE
+    assert "Page 2 of 3" in rendered and 'src="data:image/png;base64,AAAA"' in rendered
+    assert 'style="left:10.000%;top:20.000%;width:50.000%;height:5.000%"' in rendered
+    assert "<script>" not in rendered
+
+
+def test_refusal_lists_related_passages_apart_from_any_answer():
+    near = Passage("The keeper <i>sleeps</i> by day.", "log.md", "Log", 0.3, 0, 30)
+    rendered = render_sources(Answer("The corpus does not contain the answer.", False, related=[near]), 0,
+                              lambda _: None)
+    assert "No sources" in rendered and "<mark" not in rendered
+    related = re.search(r'<details class="related">(.*?)</details>', rendered).group(1)
+    assert "not an answer" in message_text(related) and "The keeper <i>sleeps</i> by day." in message_text(related)
+
+
+def test_export_keeps_every_quote_verbatim_with_its_place():
+    multi_line = "Line one\nline `two`"
+    answer = Answer(f'"{QUOTE}" [1] and "{multi_line}" [2]', True,
+                    [citation(page=4), Citation(2, multi_line, "b.txt", "B", 5, 5 + len(multi_line), None, 0.9)])
+    exported = render_export([("When is the log written?", answer)])
+    assert "## When is the log written?" in exported
+    assert f"> {QUOTE}" in exported and multi_line in exported
+    assert f"`notes/log.md`, page 4, characters {citation().start}–{citation().end}" in exported
+
+
+def test_pager_says_where_the_page_is():
+    assert message_text(render_pager(25, 50, 100_000, 100_000, False)) == "26–50 of 100,000"
+    assert message_text(render_pager(0, 3, 3, 10, True)) == "1–3 of 3 matching of 10"
+    assert message_text(render_pager(0, 0, 0, 10, True)) == "No document matches"
 
 
 def test_sources_passage_is_cut_at_words_with_ellipses():
@@ -112,7 +187,8 @@ def test_sources_passage_is_cut_at_words_with_ellipses():
     quote = "word200 word201"
     start = words.index(quote)
     rendered = render_sources(Answer("", True, [citation(quote=quote, start=start)]), 0, lambda _: words)
-    passage = message_text(re.search(r'source-passage">(.*?)</blockquote>', rendered).group(1))
+    passage = re.search(r'source-passage">(.*?)</blockquote>', rendered).group(1)
+    passage = message_text(re.sub(r'<sup class="quote-number">\d+</sup>', "", passage))
     assert passage.startswith("…word") and passage.endswith("…")
     assert all(re.fullmatch(r"word\d+", w) for w in passage.strip("…").split())
 
@@ -120,10 +196,10 @@ def test_sources_passage_is_cut_at_words_with_ellipses():
 def test_sources_survive_a_document_that_changed_or_vanished():
     moved = "New first line.\n" + DOCUMENT
     rendered = render_sources(Answer("", True, [citation()]), 0, lambda _: moved)
-    assert message_text(re.search(r"<mark>(.*?)</mark>", rendered).group(1)) == QUOTE
+    assert message_text(marked(rendered)[0]) == "1" + QUOTE
     assert "New first line." in message_text(rendered)
     gone = render_sources(Answer("", True, [citation()]), 0, lambda _: None)
-    assert message_text(re.search(r"<mark>(.*?)</mark>", gone).group(1)) == QUOTE
+    assert message_text(marked(gone)[0]) == "1" + QUOTE
 
 
 def test_no_answer_means_no_sources():

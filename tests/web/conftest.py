@@ -27,6 +27,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 STARTUP_SECONDS = 180  # two busy cores: imports, model load, then the first build on first visit
 ANSWER_MS = 60_000
+API_SECONDS = 120  # the longest a gradio_client call may take before the test fails
+PDF_QUOTE = "The barn owl hunts voles at night by sound alone, even in complete darkness."
 
 
 @dataclass(frozen=True)
@@ -57,17 +59,32 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"app.py did not serve {url} within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
-def _running_app(root: Path, **env: str):
-    """``python app.py`` on a copy of the default corpus plus a tricky document, started cold."""
+def write_survey_pdf(path: Path) -> None:
+    """A two-page PDF whose second page holds ``PDF_QUOTE``."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Owl survey 2024\n\nThe survey counted birds in the northern woods over three winters.")
+    pdf.add_page()
+    pdf.multi_cell(0, 8, f"Night hunting. {PDF_QUOTE} Its facial disc funnels faint rustling to its ears. "
+                         "Tawny owls prefer mice and nest in old oak hollows.")
+    pdf.output(str(path))
+
+
+def _running_app(root: Path, script: Path = REPO / "app.py", **env: str):
+    """``python app.py`` on a copy of the default corpus plus a tricky document and a PDF, started cold."""
     corpus, index, log = root / "corpus", root / "index", root / "app.log"
     shutil.copytree(REPO / "corpus", corpus)
     shutil.copy(FIXTURES / "lighthouse-log.md", corpus)
+    write_survey_pdf(corpus / "owl-survey.pdf")
     port = _free_port()
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(root / "uploads"), "RAG_LLM_BASE_URL": "", "RAG_AUTH": "",
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAG_")}, "GRADIO_TEMP_DIR": str(root / "uploads"), "RAG_LLM_BASE_URL": "", "RAG_AUTH": "",
            **env}
     with open(log, "w") as log_file:
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--corpus", str(corpus), "--index", str(index),
+            [sys.executable, str(script), "--corpus", str(corpus), "--index", str(index),
              "--port", str(port)],
             stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=root,
         )
@@ -83,6 +100,12 @@ def _running_app(root: Path, **env: str):
 @pytest.fixture(scope="session")
 def app(tmp_path_factory) -> RunningApp:
     yield from _running_app(tmp_path_factory.mktemp("web-app"))
+
+
+@pytest.fixture(scope="session")
+def big_library_app(tmp_path_factory) -> RunningApp:
+    """The app listing 100,000 (fake) documents, to measure what a page load sends."""
+    yield from _running_app(tmp_path_factory.mktemp("web-app-100k"), FIXTURES / "hundred_thousand_documents_app.py")
 
 
 @pytest.fixture(scope="session")
@@ -118,17 +141,17 @@ def browser():
 
 
 @contextmanager
-def _open_page(browser, app: RunningApp):
+def _open_page(browser, app: RunningApp, width: int = 1400, height: int = 900, query: str = ""):
     """The chat page, once its index is ready; fails the test on any request off 127.0.0.1 or any dialog."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
     tab = context.new_page()
     external, dialogs = [], []
     tab.on("request", lambda r: external.append(r.url)
            if r.url.startswith(("http:", "https:", "ws:", "wss:")) and "//127.0.0.1:" not in r.url else None)
     tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    tab.goto(app.url)
+    tab.goto(app.url + query)
     expect(tab.locator("#index-banner")).to_contain_text("chunks", timeout=STARTUP_SECONDS * 1000)
     yield tab
     context.close()
@@ -140,6 +163,12 @@ def _open_page(browser, app: RunningApp):
 def page(browser, app):
     with _open_page(browser, app) as tab:
         yield tab
+
+
+@pytest.fixture
+def open_page(browser):
+    """Open the chat page of an app at a given size and theme: ``with open_page(app, 390, 844, "?__theme=dark")``."""
+    return lambda app, *args: _open_page(browser, app, *args)
 
 
 @pytest.fixture
