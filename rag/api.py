@@ -15,7 +15,7 @@ from .config import Settings, load_settings
 from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index
-from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
+from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files, unsupported_reason
 from .retriever import get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
@@ -201,7 +201,7 @@ def _upload_problem(
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        return f"unsupported file type '{suffix or '(none)'}' (allowed: {allowed})"
+        return f"{unsupported_reason(Path(name))} (allowed: {allowed})"
     try:
         size = path.stat().st_size
     except OSError as e:

@@ -21,6 +21,7 @@ from ..types import LoadError
 from .builder import BuiltText, TextBuilder
 
 _SENTENCE_END = re.compile(r"[.!?…:;][\"'”’)\]]*$")
+_PARAGRAPH_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _HYPHENATED_END = re.compile(r"([^\W\d_]+)[-\u2010\u00ad]$")
 _WORD_START = re.compile(r"^([^\W\d_]+)")
 _LIST_ITEM = re.compile(r"^(?:[•◦▪‣●○■□–—*-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
@@ -125,7 +126,7 @@ def _assemble(pages: list[list[str]]) -> BuiltText:
     joiners: list[str | None] = [None] * len(pages)
     last: tuple[int, int] | None = None
     for number, paragraphs in enumerate(per_page):
-        if paragraphs and last and _continues(per_page[last[0]][last[1]], paragraphs[0]):
+        if paragraphs and last and _continues(per_page[last[0]][last[1]], paragraphs[0], full_line):
             previous = texts[last[0]][last[1]]
             if _join_lines(previous, paragraphs[0][0], words) == previous[:-1] + paragraphs[0][0]:
                 texts[last[0]][last[1]], joiners[number] = previous[:-1], ""
@@ -149,9 +150,13 @@ def _assemble(pages: list[list[str]]) -> BuiltText:
     return builder.build()
 
 
-def _continues(lines: list[str], next_lines: list[str]) -> bool:
-    """Whether a page's last paragraph runs on into the next page's first one."""
-    return not _SENTENCE_END.search(lines[-1]) and next_lines[0][:1].islower()
+def _continues(lines: list[str], next_lines: list[str], full_line: int) -> bool:
+    """Whether a page's last paragraph runs on into the next page's first one: it stops without
+    end punctuation, and the next page goes on in lower case or its last line was a full one."""
+    if _PARAGRAPH_END.search(lines[-1]):
+        return False
+    return next_lines[0][:1].islower() or (
+        not _SENTENCE_END.search(lines[-1]) and len(lines[-1]) >= _SHORT_LINE * full_line)
 
 
 def _full_line_length(pages: list[list[str]]) -> int:
@@ -170,10 +175,13 @@ def _paragraphs(lines: list[str], full_line: int) -> list[list[str]]:
 
 
 def _breaks_between(previous: str, line: str, full_line: int) -> bool:
-    if _LIST_ITEM.match(line):
-        return True
+    if line[:1].islower() and not _PARAGRAPH_END.search(previous):
+        return False  # a sentence going on
+    ended = _SENTENCE_END.search(previous)
     short = len(previous) < _FULL_LINE * full_line
-    if _SENTENCE_END.search(previous):
+    if _LIST_ITEM.match(line):  # "- " or "12. " opening a wrapped line is no list item
+        return bool(ended) or short
+    if ended:
         return short
     starts_upper = line[:1].isupper() or line[:1].isdigit()
     return starts_upper and len(previous) < _SHORT_LINE * full_line
