@@ -14,11 +14,16 @@ _CONTROL_CHAR = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _MAX_CONTROL_CHAR_RATIO = 0.01
 # charset-normalizer's "chaos" (share of the text that looks garbled) above which a guess is refused.
 _MAX_CHAOS = 0.2
+_MAX_GUESS_CHAOS = 0.6  # above this it is not text in any encoding: binary data
 # Western text decoded as cp1252 has accented letters one or two at a time ("café", "Ã©" for
 # UTF-8 read as cp1252); Cyrillic, Greek or CJK bytes read as cp1252 make long runs ("Ïðèâåò").
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _MAX_WESTERN_RUN = 2.0
 _DETECTION_SAMPLE_BYTES = 1 << 20
+_TIE = 0.01
+_COMMON = ("cp1252", "cp1251", "gb18030", "gbk", "cp932", "shift_jis", "euc_jp", "big5", "cp949",
+           "euc_kr", "cp1250", "iso8859_2", "koi8_r", "cp1253", "cp1254", "cp1255", "cp1256",
+           "cp1257", "cp874", "cp1258")
 
 
 def decode_text(data: bytes, declared_encoding: str | None = None) -> str:
@@ -47,10 +52,14 @@ def _legacy(data: bytes) -> str | None:
         return western
     from charset_normalizer import from_bytes  # deferred: only legacy files pay for the import
 
-    matches = [m for m in from_bytes(data[:_DETECTION_SAMPLE_BYTES]) if not m.encoding.startswith("utf_")]
+    sample = data[:_DETECTION_SAMPLE_BYTES]
+    matches = [m for m in from_bytes(sample, threshold=_MAX_GUESS_CHAOS) if not m.encoding.startswith("utf_")]
     if not matches:
         return None
-    best = min(matches, key=lambda m: m.chaos)
+    # Near-ties (cp1251 and mac_cyrillic differ in a few capitals) go to the encoding more
+    # files are written in.
+    tied = [m for m in matches if m.chaos <= matches[0].chaos + _TIE]
+    best = min(tied, key=lambda m: (_COMMON.index(m.encoding) if m.encoding in _COMMON else len(_COMMON)))
     if best.chaos > _MAX_CHAOS:
         raise LoadError(
             f"cannot tell which text encoding it uses (best guess {best.encoding}, "

@@ -135,7 +135,7 @@ def load_pptx(data: bytes) -> tuple[BuiltText, str | None]:
                 builder.heading(title)
                 first_title = first_title or title
             for shape in slide.shapes:
-                if shape is title_shape:
+                if title_shape is not None and shape.shape_id == title_shape.shape_id:
                     continue
                 if shape.has_text_frame:
                     for paragraph in shape.text_frame.paragraphs:

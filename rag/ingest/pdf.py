@@ -155,8 +155,8 @@ def _continues(lines: list[str], next_lines: list[str], full_line: int) -> bool:
     end punctuation, and the next page goes on in lower case or its last line was a full one."""
     if _PARAGRAPH_END.search(lines[-1]):
         return False
-    return next_lines[0][:1].islower() or (
-        not _SENTENCE_END.search(lines[-1]) and len(lines[-1]) >= _SHORT_LINE * full_line)
+    return next_lines[0][:1].islower() or (  # a wrapped paragraph whose last line is a full one
+        len(lines) > 1 and not _SENTENCE_END.search(lines[-1]) and len(lines[-1]) >= _SHORT_LINE * full_line)
 
 
 def _full_line_length(pages: list[list[str]]) -> int:
