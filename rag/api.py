@@ -132,7 +132,7 @@ def add_files(
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     result = AddResult()
     saved: list[Path] = []
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
         for path in map(Path, paths):
             name = safe_file_name(path.name)
             reason = _upload_problem(path, name, corpus_dir, settings, reader)

@@ -37,16 +37,23 @@ _MAX_WRITTEN_BYTES = 16 << 20  # parsers need no scratch files; a runaway writer
 _CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
 
 
-def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float) -> None:
-    """The child's loop: read JSON requests on stdin, answer with JSON lines on ``reply_fd``."""
+def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float = 0) -> None:
+    """The child's loop: read JSON requests on stdin, answer with JSON lines on ``reply_fd``.
+
+    A text longer than ``max_text_mb`` million characters is refused here, so that chunking and
+    embedding in the parent stay bounded whatever a compressed file unpacks to."""
     replies = os.fdopen(reply_fd, "w", encoding="utf-8")
     _apply_limits(memory_limit_mb)
     for line in sys.stdin:
         request = json.loads(line)
         _limit_cpu_time(cpu_limit_s)
         try:
-            reply = {"document": asdict(load_document(Path(request["path"]), request["doc_id"],
-                                                      request.get("hash")))}
+            document = load_document(Path(request["path"]), request["doc_id"], request.get("hash"))
+            if max_text_mb > 0 and len(document.text) > max_text_mb * 1_000_000:
+                raise LoadError(
+                    f"its text is too long to index ({len(document.text) / 1e6:.1f} million characters "
+                    f"> {max_text_mb:g} million, RAG_MAX_FILE_MB)")
+            reply = {"document": asdict(document)}
         except LoadError as e:
             reply = {"error": str(e)}
         except MemoryError:
@@ -103,14 +110,14 @@ def child_environment() -> dict[str, str]:
     return dict(kept, PYTHONDONTWRITEBYTECODE="1")
 
 
-def _child_code(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float) -> str:
+def _child_code(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float) -> str:
     package_root = str(Path(__file__).resolve().parent.parent)
     return (
         "import sys\n"
         f"sys.path.insert(0, {package_root!r})\n"  # this copy of rag, whatever put it on our path
         "from rag.guard import isolate_network, serve\n"
         "isolate_network()\n"
-        f"serve({reply_fd}, {memory_limit_mb}, {cpu_limit_s!r})\n"
+        f"serve({reply_fd}, {memory_limit_mb}, {cpu_limit_s!r}, {max_text_mb!r})\n"
     )
 
 
@@ -126,12 +133,14 @@ def _document(fields: dict) -> Document:
 class GuardedLoader:
     """``load(path, doc_id, hash)`` like ``loaders.load_document``, but sandboxed and bounded.
 
-    One worker process is reused across files and replaced when it has to be killed.
+    One worker process is reused across files and replaced when it has to be killed. A document
+    whose text is over ``max_text_mb`` million characters (0: no limit) is refused with its reason.
     """
 
-    def __init__(self, timeout_s: float, memory_limit_mb: int):
+    def __init__(self, timeout_s: float, memory_limit_mb: int, max_text_mb: float = 0):
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
+        self.max_text_mb = max_text_mb
         self._worker: subprocess.Popen | None = None
         self._replies = None
 
@@ -179,7 +188,7 @@ class GuardedLoader:
             reply_read, reply_write = os.pipe()
             try:
                 self._worker = subprocess.Popen(
-                    [sys.executable, "-E", "-c", _child_code(reply_write, self.memory_limit_mb, self.timeout_s)],
+                    [sys.executable, "-E", "-c", _child_code(reply_write, self.memory_limit_mb, self.timeout_s, self.max_text_mb)],
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env=child_environment(),
                     pass_fds=(reply_write,),

@@ -171,7 +171,7 @@ def _plan(
             plan.hashes[doc_id] = known[doc_id]
             reason += " (the previously indexed version is kept)"
         plan.stats.skipped.append((doc_id, reason))
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
         for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
             try:
                 content_hash = file_hash(path)

@@ -234,6 +234,19 @@ def test_a_known_document_that_grows_too_large_keeps_its_last_good_version(tmp_p
 _CONTAINERS: dict[str, bytes] = {}
 
 
+def test_a_document_whose_text_unpacks_past_the_limit_is_refused(tmp_path):
+    from tests.documents import write_docx
+
+    path = write_docx(tmp_path / "long.docx", "Long", [("p", "Words and more words. " * 5000)] * 12)
+    with GuardedLoader(timeout_s=60, memory_limit_mb=2048, max_text_mb=1) as reader:
+        try:
+            reader.load(path, "long.docx")
+        except LoadError as e:
+            assert "too long to index" in str(e) and "RAG_MAX_FILE_MB" in str(e)
+        else:
+            raise AssertionError("text limit not applied")
+
+
 def _real_container(tmp_path: Path, suffix: str) -> bytes:
     from tests import documents
 

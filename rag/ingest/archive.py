@@ -10,7 +10,10 @@ from ..types import LoadError
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # old binary Office files, and password-protected new ones
 MAX_UNPACKED_MB = 512
 _MAX_MEMBERS = 20_000
-_MAX_RATIO = 200  # a member that inflates more than this many times is a bomb, not a document
+# A part over 32 MB that inflates more than 100 times is a bomb: documents' XML compresses 5–30
+# times, and only a repetitive small part goes further.
+_MAX_RATIO = 100
+_RATIO_CHECKED_FROM = 32 << 20
 
 
 def open_checked(data: bytes, kind: str) -> zipfile.ZipFile:
@@ -33,7 +36,7 @@ def open_checked(data: bytes, kind: str) -> zipfile.ZipFile:
     for member in members:
         if member.flag_bits & 0x1:
             raise LoadError(f"{kind} file is encrypted")
-        if member.file_size > 1 << 20 and member.file_size > _MAX_RATIO * max(1, member.compress_size):
+        if member.file_size > _RATIO_CHECKED_FROM and member.file_size > _MAX_RATIO * max(1, member.compress_size):
             raise LoadError(
                 f"part {member.filename!r} of its archive inflates {member.file_size // max(1, member.compress_size)} "
                 f"times to {member.file_size >> 20} MB (a zip bomb?)")
