@@ -143,7 +143,29 @@ def measure(folder: Path, manifest: dict) -> dict:
             legacy += load_document(folder / entry["name"], entry["name"]).text == entry["text"]
         except LoadError:
             pass
-    return {"kinds": by_kind, "legacy_correct": legacy, "legacy_total": len(manifest["legacy"])}
+    return {"kinds": by_kind, "legacy_correct": legacy, "legacy_total": len(manifest["legacy"]),
+            "chunking_s": _chunking_seconds(manifest.get("chunking_chars", 0))}
+
+
+def _chunking_seconds(characters: int) -> float | None:
+    """Seconds to chunk ``characters`` of text without a full stop, counting with the model's
+    tokenizer (what the indexer does after a file is read)."""
+    if not characters:
+        return None
+    import random
+
+    from rag.chunking import chunk_document
+    from rag.config import load_settings
+    from rag.embedding import embedder_for
+    from rag.types import Document
+
+    embedder = embedder_for(load_settings())
+    words = random.Random(7).choices(["river", "stone", "light", "delta", "omega", "harbour", "signal"], k=characters // 6)
+    text = " ".join(words)[:characters]
+    started = time.perf_counter()
+    chunk_document(Document("x", "x", text, "x"), max_tokens=128, overlap_sentences=1,
+                   count_tokens=embedder.count_tokens)
+    return time.perf_counter() - started
 
 
 def _block_present(block: str, flat_text: str) -> bool:
@@ -163,7 +185,7 @@ def baseline(ref: str, folder: Path, manifest_path: Path) -> dict:
                 "import rag; assert rag.__file__.startswith(sys.path[0]), rag.__file__\n"
                 f"print(json.dumps(measure(__import__('pathlib').Path({str(folder)!r}), "
                 f"json.load(open({str(manifest_path)!r})))))\n")
-        env = dict(os.environ, PYTHONPATH="")
+        env = dict(os.environ, PYTHONPATH="", HF_HUB_OFFLINE="1")
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env,
                              cwd=root).stdout
         return json.loads(out.strip().splitlines()[-1])
@@ -174,10 +196,14 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=16)
     parser.add_argument("--paragraphs", type=int, default=30)
     parser.add_argument("--baseline", default="main", help="git ref to compare with")
+    parser.add_argument("--chunking-mb", type=float, default=2.0,
+                        help="also time chunking this many MB of unpunctuated text (0: skip)")
     options = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         manifest = generate(folder, options.articles, options.paragraphs)
+        manifest["chunking_chars"] = int(options.chunking_mb * 1_000_000)
         manifest_path = folder / "manifest.json"
         manifest_path.write_text(json.dumps(manifest))
         ours = measure(folder, manifest)
@@ -186,17 +212,21 @@ def main() -> None:
     print(f"{len(manifest['files'])} files from {options.articles} articles; load average {load:.2f}, 1 thread\n")
     print(f"| format | files | sentences | intact, {options.baseline} | intact, this branch | "
           f"boilerplate excluded, {options.baseline} | boilerplate excluded, this branch | "
-          f"read time ratio (branch ÷ {options.baseline}) |")
+          f"ms per file, {options.baseline} / this branch |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind, stats in ours["kinds"].items():
         base = theirs["kinds"][kind]
         boiler = (lambda s: f"{s['boilerplate_excluded'] / s['boilerplate_words']:.1%}"
                   if s["boilerplate_words"] else "–")
-        ratio = f"{stats['seconds'] / base['seconds']:.2f}" if base["read"] else "– (not read)"
+        ratio = (f"{1000 * base['seconds'] / base['files']:.1f} / {1000 * stats['seconds'] / stats['files']:.1f}"
+                 if base["read"] else f"not read / {1000 * stats['seconds'] / stats['files']:.1f}")
         print(f"| {kind} | {stats['files']} | {stats['sentences']} | {base['intact'] / base['sentences']:.1%} | "
               f"{stats['intact'] / stats['sentences']:.1%} | {boiler(base)} | {boiler(stats)} | {ratio} |")
     print(f"\nlegacy encodings read correctly: {options.baseline} {theirs['legacy_correct']}/{theirs['legacy_total']}, "
           f"this branch {ours['legacy_correct']}/{ours['legacy_total']}")
+    if ours["chunking_s"] is not None:
+        print(f"chunking {options.chunking_mb:g} MB without a full stop: {options.baseline} {theirs['chunking_s']:.1f} s, "
+              f"this branch {ours['chunking_s']:.1f} s ({theirs['chunking_s'] / ours['chunking_s']:.1f} × faster)")
 
 
 if __name__ == "__main__":

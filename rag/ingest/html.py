@@ -27,7 +27,6 @@ _CONTENT_ATTRIBUTE = re.compile(r"""content\s*=\s*["']([^"']*)["']""", re.IGNORE
 _TITLE_SEPARATOR = re.compile(r"\s+(?:\||–|—|-|·|::|»|:)\s+")
 _WHITESPACE_RUN = re.compile(r"\s+")
 _NEWLINE = re.compile(r"\n")
-_MAX_TITLE_CHARS = 120
 
 
 def load_html(data: bytes) -> tuple[BuiltText, str | None]:

@@ -13,7 +13,6 @@ from .builder import BuiltText, TextBuilder
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*[\"']?(.+?)[\"']?[ \t]*$", re.MULTILINE)
-_HTML_TAG = re.compile(r"<[^>]*>")
 _NEWLINE = re.compile(r"\n")
 
 
@@ -27,7 +26,9 @@ def load_markdown(source: str) -> tuple[BuiltText, str | None]:
             title = found.group(1)
         # Blank the front matter out, keeping every offset after it where it was.
         source = re.sub(r"[^\n]", " ", front.group()) + source[front.end():]
-    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(source)
+    # HTML stays as written (CommonMark with raw HTML off): the text shows a <script>, never hides
+    # or runs it.
+    tokens = MarkdownIt("commonmark", {"html": False}).enable("table").parse(source)
     renderer = _Renderer(source)
     renderer.render(tokens)
     return renderer.builder.build(), title or renderer.first_h1
@@ -80,11 +81,6 @@ class _Renderer:
                 cells_in_row = 0
             elif kind in ("fence", "code_block"):
                 self._code(token.content)
-            elif kind == "html_block":
-                text = " ".join(_HTML_TAG.sub(" ", token.content).split())
-                self.builder.paragraph_break()
-                self.builder.add(text, self._find(text))
-                self.builder.paragraph_break()
 
     def _inline_pieces(self, token) -> list[tuple[str, int]]:
         """The visible pieces of an inline token: text with its source offset (-1 if not found),
