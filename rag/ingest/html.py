@@ -24,7 +24,7 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 _HEAD_CHARS = 65536
 _CONTENT_ATTRIBUTE = re.compile(r"""content\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
-_TITLE_SEPARATOR = re.compile(r"\s+(?:\||–|—|-|·|::|»|:)\s+")
+_TITLE_SEPARATOR = re.compile(r"(\s+(?:\||–|—|-|·|::|»|:)\s+)")
 _WHITESPACE_RUN = re.compile(r"\s+")
 _NEWLINE = re.compile(r"\n")
 
@@ -55,21 +55,23 @@ def _title_tag(head: str) -> str | None:
 
 
 def clean_title(title: str | None, h1: str | None, site_name: str | None) -> str | None:
-    """The page's own title: without the site's name that pages append or prepend to it."""
+    """The page's own title, without the site's name that pages append or prepend to it (known
+    from og:site_name, or because the page's h1 is one of the title's parts)."""
     title = " ".join((title or "").split()) or None
     h1 = " ".join((h1 or "").split()) or None
     if not title:
         return h1
-    parts = _TITLE_SEPARATOR.split(title)
+    pieces = _TITLE_SEPARATOR.split(title)  # part, separator, part, …
+    parts = pieces[0::2]
     if len(parts) == 1:
         return title
     if h1 and any(h1.casefold() == part.casefold() for part in parts):
         return h1
-    if site_name:
-        kept = [part for part in parts if part.casefold() != site_name.casefold()]
-        if kept and len(kept) < len(parts):
-            return " - ".join(kept)
-    return max(parts, key=len) if len(parts[0]) < len(parts[-1]) else " - ".join(parts[:-1])
+    if site_name and parts[-1].casefold() == site_name.casefold():
+        return "".join(pieces[:-2])
+    if site_name and parts[0].casefold() == site_name.casefold():
+        return "".join(pieces[2:])
+    return title
 
 
 # ---------------------------------------------------------------- main content (trafilatura)
