@@ -21,6 +21,7 @@ from .ingest.html import load_html
 from .ingest.markdown import load_markdown
 from .ingest.office import load_docx, load_odt, load_pptx
 from .ingest.pdf import load_pdf
+from .text import normalize
 from .types import Document, LoadError, RagError
 
 _Reader = Callable[[bytes], tuple[BuiltText, "str | None"]]
@@ -179,7 +180,7 @@ def load_document(path: Path, doc_id: str, content_hash: str | None = None) -> D
     if not built.text.strip():
         raise LoadError(_NO_TEXT.get(suffix, "empty file" if suffix in (".txt", ".md", ".markdown")
                                      else "no text in it"))
-    title = _one_line(title or "") or _first_line_title(built.text) or path.stem
+    title = normalize(_one_line(title or "") or _first_line_title(built.text) or path.stem)
     return Document(doc_id=doc_id, title=title, text=built.text, content_hash=content_hash,
                     page_starts=built.page_starts, sections=built.sections, source_map=built.source_map)
 

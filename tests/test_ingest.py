@@ -228,3 +228,4 @@ def test_text_is_nfc_at_load(tmp_path):
     path.write_text(unicodedata.normalize("NFD", "# Café crème\n\nNaïve façade."), encoding="utf-8")
     doc = load(path)
     assert doc.text == "Café crème\n\nNaïve façade." and unicodedata.is_normalized("NFC", doc.text)
+    assert doc.title == "Café crème" and unicodedata.is_normalized("NFC", doc.title)
