@@ -16,7 +16,7 @@ from .config import Settings, load_settings
 from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index, build_lock, build_locked
-from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
+from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files, unsupported_reason
 from .retriever import get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
@@ -158,7 +158,7 @@ def add_files(
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     result = AddResult()
     readable: list[tuple[Path, str]] = []
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
         for path in map(Path, paths):
             name = safe_file_name(path.name)
             reason = _upload_problem(path, name, settings, reader)
@@ -309,7 +309,7 @@ def _upload_problem(path: Path, name: str, settings: Settings, reader: GuardedLo
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        return f"unsupported file type '{suffix or '(none)'}' (allowed: {allowed})"
+        return f"{unsupported_reason(Path(name))} (allowed: {allowed})"
     try:
         size = path.stat().st_size
     except OSError as e:

@@ -1,66 +1,148 @@
-"""Parse files in a child process with a time and memory limit.
+"""Parse files in a sandboxed child process: a skipped file with a reason, never a hung, killed or
+leaked build.
 
-A malformed PDF can make a parser spin or balloon (a stream that decompresses to gigabytes); in
-a child process that is a skipped file with a reason instead of a hung or killed build. The child
-is a fresh interpreter (not a fork), so it neither inherits torch's threads nor re-runs the
-caller's script.
+A malformed file can make a parser spin or balloon (a stream or zip member that inflates to
+gigabytes), and a parser bug should not see secrets. So the child is a fresh interpreter (not a
+fork, so it neither inherits torch's threads nor re-runs the caller's script) that
+
+- gets a scrubbed environment (no ``RAG_LLM_API_KEY``, ``RAG_AUTH`` or anything else of ours),
+- runs under limits on address space, CPU time (per file), size of files it writes and number of
+  open files, beside the wall-clock timeout the parent keeps,
+- has no network where the machine allows it (a network namespace of its own, with no devices),
+- answers in JSON lines on a private pipe (never pickle: the parent runs no code the child sends;
+  a library printing to stdout cannot corrupt the replies).
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
-import pickle
 import resource
 import select
+import signal
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from .loaders import load_document
 from .types import Document, LoadError
 
+# Environment variables the child keeps: locale and paths a Python interpreter needs, no secrets.
+_KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME",
+                     "SYSTEMROOT", "PYTHONHASHSEED")
+_MAX_OPEN_FILES = 64
+_MAX_WRITTEN_BYTES = 16 << 20  # parsers need no scratch files; a runaway writer is cut off here
+_CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
 
-def serve(memory_limit_mb: int) -> None:
-    """The child's loop: read (path, doc_id, hash) requests on stdin, answer on stdout."""
-    if memory_limit_mb > 0:
-        limit = memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    while True:
+
+def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float = 0) -> None:
+    """The child's loop: read JSON requests on stdin, answer with JSON lines on ``reply_fd``.
+
+    A text longer than ``max_text_mb`` million characters is refused here, so that chunking and
+    embedding in the parent stay bounded whatever a compressed file unpacks to."""
+    replies = os.fdopen(reply_fd, "w", encoding="utf-8")
+    _apply_limits(memory_limit_mb)
+    for line in sys.stdin:
+        request = json.loads(line)
+        _limit_cpu_time(cpu_limit_s)
         try:
-            request = pickle.load(requests)
-        except EOFError:
-            return
-        try:
-            reply = load_document(*request)
+            document = load_document(Path(request["path"]), request["doc_id"], request.get("hash"))
+            if max_text_mb > 0 and len(document.text) > max_text_mb * 1_000_000:
+                raise LoadError(
+                    f"its text is too long to index ({len(document.text) / 1e6:.1f} million characters "
+                    f"> {max_text_mb:g} million, RAG_MAX_FILE_MB)")
+            reply = {"document": asdict(document)}
         except LoadError as e:
-            reply = e
+            reply = {"error": str(e)}
         except MemoryError:
-            reply = LoadError(f"needs more than the {memory_limit_mb} MB allowed to read it")
+            reply = {"error": f"needs more than the {memory_limit_mb} MB allowed to read it"}
+        except RecursionError:
+            reply = {"error": "cannot be read: nested too deeply"}
         except Exception as e:  # a parser bug must not take the build down
-            reply = LoadError(f"cannot be read: {type(e).__name__}: {e}")
-        pickle.dump(reply, replies)
+            reply = {"error": f"cannot be read: {type(e).__name__}: {e}"}
+        replies.write(json.dumps(reply, ensure_ascii=False) + "\n")
         replies.flush()
 
 
-def _child_environment() -> dict[str, str]:
-    """This process's environment, with this copy of rag importable whatever sys.path tricks
-    put it there."""
+def _apply_limits(memory_limit_mb: int) -> None:
+    if memory_limit_mb > 0:
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an over-long write fails, it does not kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_MAX_WRITTEN_BYTES, _MAX_WRITTEN_BYTES))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    files = _MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(_MAX_OPEN_FILES, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
+
+def _limit_cpu_time(cpu_limit_s: float) -> None:
+    """Allow this request ``cpu_limit_s`` more CPU seconds than used so far; over it, the kernel
+    kills the child (SIGXCPU) and the parent reports the file."""
+    if cpu_limit_s <= 0:
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + cpu_limit_s) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def isolate_network() -> bool:
+    """Move this process into a network namespace of its own (no interfaces but a downed
+    loopback): as root directly, elsewhere inside a new user namespace where the kernel allows.
+    Returns whether it worked; must run before any thread starts."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    for flags in (_CLONE_NEWNET, _CLONE_NEWUSER | _CLONE_NEWNET):
+        if libc.unshare(flags) == 0:
+            return True
+    return False
+
+
+def child_environment() -> dict[str, str]:
+    """The scrubbed environment the child runs with."""
+    kept = {name: os.environ[name] for name in _KEPT_ENVIRONMENT if name in os.environ}
+    return dict(kept, PYTHONDONTWRITEBYTECODE="1")
+
+
+def _child_code(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float) -> str:
     package_root = str(Path(__file__).resolve().parent.parent)
-    paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    return (
+        "import sys\n"
+        f"sys.path.insert(0, {package_root!r})\n"  # this copy of rag, whatever put it on our path
+        "from rag.guard import isolate_network, serve\n"
+        "isolate_network()\n"
+        f"serve({reply_fd}, {memory_limit_mb}, {cpu_limit_s!r}, {max_text_mb!r})\n"
+    )
+
+
+def _document(fields: dict) -> Document:
+    return Document(
+        doc_id=fields["doc_id"], title=fields["title"], text=fields["text"],
+        content_hash=fields["content_hash"], page_starts=tuple(fields["page_starts"]),
+        sections=tuple((start, heading) for start, heading in fields["sections"]),
+        source_map=tuple((start, source) for start, source in fields["source_map"]),
+    )
 
 
 class GuardedLoader:
-    """``load(path, doc_id, hash)`` like ``loaders.load_document``, but bounded in time and memory.
+    """``load(path, doc_id, hash)`` like ``loaders.load_document``, but sandboxed and bounded.
 
-    One worker process is reused across files and replaced when it has to be killed.
+    One worker process is reused across files and replaced when it has to be killed. A document
+    whose text is over ``max_text_mb`` million characters (0: no limit) is refused with its reason.
     """
 
-    def __init__(self, timeout_s: float, memory_limit_mb: int):
+    def __init__(self, timeout_s: float, memory_limit_mb: int, max_text_mb: float = 0):
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb
+        self.max_text_mb = max_text_mb
         self._worker: subprocess.Popen | None = None
+        self._replies = None
 
     def __enter__(self) -> "GuardedLoader":
         return self
@@ -70,45 +152,62 @@ class GuardedLoader:
 
     def load(self, path: Path, doc_id: str, content_hash: str | None = None) -> Document:
         worker = self._ensure_worker()
+        request = {"path": str(Path(path).absolute()), "doc_id": doc_id, "hash": content_hash}
         try:
-            pickle.dump((Path(path), doc_id, content_hash), worker.stdin)
+            worker.stdin.write((json.dumps(request) + "\n").encode())
             worker.stdin.flush()
         except BrokenPipeError:
             self._stop_worker()
             raise LoadError("the reader process died; try again") from None
-        ready, _, _ = select.select([worker.stdout], [], [], self.timeout_s)
+        ready, _, _ = select.select([self._replies], [], [], self.timeout_s)
         if not ready:
             self._stop_worker()
             raise LoadError(f"reading took longer than {self.timeout_s:g} s (limit: RAG_PARSE_TIMEOUT_S)")
-        try:
-            reply = pickle.load(worker.stdout)
-        except (EOFError, pickle.UnpicklingError):
+        line = self._replies.readline()
+        if not line:
+            reason = self._death_reason()
             self._stop_worker()
-            raise LoadError(
-                f"the reader crashed on it (memory limit {self.memory_limit_mb} MB: RAG_PARSE_MEMORY_MB)"
-            ) from None
-        if isinstance(reply, LoadError):
-            raise reply
-        return reply
+            raise LoadError(reason)
+        reply = json.loads(line)
+        if "error" in reply:
+            raise LoadError(reply["error"])
+        return _document(reply["document"])
+
+    def _death_reason(self) -> str:
+        try:
+            code = self._worker.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        if code == -signal.SIGXCPU or code == -signal.SIGKILL:
+            return f"reading used more than {self.timeout_s:g} s of CPU time (limit: RAG_PARSE_TIMEOUT_S)"
+        return f"the reader crashed on it (memory limit {self.memory_limit_mb} MB: RAG_PARSE_MEMORY_MB)"
 
     def _ensure_worker(self) -> subprocess.Popen:
         if self._worker is None or self._worker.poll() is not None:
             self._stop_worker()
-            self._worker = subprocess.Popen(
-                [sys.executable, "-c", f"from rag.guard import serve; serve({self.memory_limit_mb})"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=_child_environment(),
-            )
+            reply_read, reply_write = os.pipe()
+            try:
+                self._worker = subprocess.Popen(
+                    [sys.executable, "-E", "-c", _child_code(reply_write, self.memory_limit_mb, self.timeout_s, self.max_text_mb)],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    env=child_environment(),
+                    pass_fds=(reply_write,),
+                )
+            finally:
+                os.close(reply_write)
+            self._replies = os.fdopen(reply_read, "rb")
         return self._worker
 
     def _stop_worker(self) -> None:
         if self._worker is not None:
             self._worker.kill()
             self._worker.wait()
-            self._worker.stdin.close()
-            self._worker.stdout.close()
+            if not self._worker.stdin.closed:
+                self._worker.stdin.close()
             self._worker = None
+        if self._replies is not None:
+            self._replies.close()
+            self._replies = None
 
     def close(self) -> None:
         if self._worker is not None and self._worker.poll() is None:
@@ -118,4 +217,3 @@ class GuardedLoader:
             except subprocess.TimeoutExpired:
                 pass
         self._stop_worker()
-

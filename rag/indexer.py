@@ -24,7 +24,7 @@ from .loaders import file_hash, find_files
 from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
 from .types import Chunk, Document, IndexStats, LoadError, RagError
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
 _MAX_TITLE_TOKENS = 32
 LOCK_FILE = ".lock"
 
@@ -165,8 +165,13 @@ def _plan(
 ) -> _Plan:
     """Read and chunk new and changed files; a file that fails keeps its indexed version."""
     files, skipped = find_files(corpus_dir, max_file_mb=settings.max_file_mb)
-    plan = _Plan(IndexStats(skipped=list(skipped)))
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb) as reader:
+    plan = _Plan(IndexStats())
+    for doc_id, reason in skipped:  # grown too large, unreadable …: like a file that fails to parse
+        if doc_id in known:
+            plan.hashes[doc_id] = known[doc_id]
+            reason += " (the previously indexed version is kept)"
+        plan.stats.skipped.append((doc_id, reason))
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
         for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
             try:
                 content_hash = file_hash(path)

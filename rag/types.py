@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 class Document:
     """One loaded source file.
 
-    ``page_starts`` holds, for PDFs, the character offset in ``text`` where each page begins
-    (page 1 first); it is empty for formats without pages.
+    ``page_starts`` holds, for PDFs (and slides), the character offset in ``text`` where each page
+    begins (page 1 first); it is empty for formats without pages. ``sections`` are the document's
+    headings as ``(offset, heading)``. ``source_map`` locates ``text`` in the original file:
+    ``(text_offset, source_offset)`` pairs, each starting a run copied verbatim from the file's
+    decoded characters (text formats: txt, Markdown, HTML); empty where the page or section is
+    the place to show.
     """
 
     doc_id: str
@@ -19,10 +23,26 @@ class Document:
     text: str
     content_hash: str
     page_starts: tuple[int, ...] = ()
+    sections: tuple[tuple[int, str], ...] = ()
+    source_map: tuple[tuple[int, int], ...] = ()
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding character ``offset``, or None for formats without pages."""
         return page_at(self.page_starts, offset)
+
+    def section_at(self, offset: int) -> str | None:
+        """The heading of the section holding character ``offset``, if any."""
+        index = bisect_right([start for start, _ in self.sections], offset) - 1
+        return self.sections[index][1] if index >= 0 else None
+
+    def source_offset(self, offset: int) -> int | None:
+        """Where character ``offset`` of ``text`` is in the original file's decoded text, or None
+        if this format has no such mapping (or this run was not found in the source)."""
+        index = bisect_right([start for start, _ in self.source_map], offset) - 1
+        if index < 0:
+            return None
+        text_start, source_start = self.source_map[index]
+        return None if source_start < 0 else source_start + offset - text_start
 
 
 def page_at(page_starts: tuple[int, ...] | list[int], offset: int) -> int | None:

@@ -218,6 +218,23 @@ def test_tokens_are_counted_once_per_sentence_not_per_candidate():
     assert calls <= 2000 + len(chunks)
 
 
+def test_text_without_full_stops_costs_a_few_counts_per_chunk_not_one_per_word():
+    """2 MB of unpunctuated text used to take 15 s (a count per word); now a few per chunk."""
+    words = [f"w{i % 97}" for i in range(100_000)]
+    doc = make_doc(" ".join(words))
+    calls = 0
+
+    def counting(text: str) -> int:
+        nonlocal calls
+        calls += 1
+        return len(text.split())
+
+    chunks = chunk_document(doc, max_tokens=100, overlap_sentences=1, count_tokens=counting)
+    assert_offsets_and_budget(doc, chunks, 100, lambda text: len(text.split()))
+    assert [len(c.text.split()) for c in chunks] == [100] * 1000
+    assert calls <= 4 * len(chunks)
+
+
 def test_empty_document_has_no_chunks():
     assert chunk_document(make_doc(""), max_tokens=10, overlap_sentences=1, count_tokens=len) == []
 

@@ -142,3 +142,140 @@ def test_fuzzed_pdf_bodies_never_crash_the_pdf_loader(tmp_path, data):
         load_document(path, "fuzz.pdf")
     except LoadError as e:
         assert str(e)
+
+
+# ---------------------------------------------------------------- the sandbox around parsing
+
+
+def test_the_reader_child_gets_no_secrets(monkeypatch):
+    import subprocess
+    import sys
+
+    from rag.guard import child_environment
+
+    monkeypatch.setenv("RAG_LLM_API_KEY", "sk-secret")
+    monkeypatch.setenv("RAG_AUTH", "admin:hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-secret")
+    environment = child_environment()
+    assert not {"RAG_LLM_API_KEY", "RAG_AUTH", "AWS_SECRET_ACCESS_KEY"} & set(environment)
+    seen = subprocess.run([sys.executable, "-E", "-c", "import os; print(sorted(os.environ))"],
+                          env=environment, capture_output=True, text=True, check=True).stdout
+    assert "secret" not in seen.lower() and "RAG_" not in seen
+
+
+def test_the_reader_child_has_no_network_where_the_machine_allows():
+    import socket
+    import subprocess
+    import sys
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    probe = (
+        "import socket, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "from rag.guard import isolate_network\n"
+        "if not isolate_network(): print('not isolated'); sys.exit()\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')\n"
+        "except OSError as e: print('refused')\n"
+    )
+    try:
+        result = subprocess.run([sys.executable, "-E", "-c", probe], capture_output=True, text=True, timeout=60)
+    finally:
+        server.close()
+    if result.stdout.strip() == "not isolated":
+        import pytest
+
+        pytest.skip("this machine allows no network namespace")
+    assert result.stdout.strip() == "refused", result.stderr
+
+
+def test_the_reader_replies_in_json_with_every_field(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("# Notes\n\nThe **first** point.\n\n## More\n\nA second point.\n", encoding="utf-8")
+    with GuardedLoader(timeout_s=60, memory_limit_mb=2048) as reader:
+        assert reader.load(path, "notes.md") == load_document(path, "notes.md")
+
+
+def test_zip_bombs_in_word_and_epub_files_are_skipped_with_their_reason(tmp_path):
+    from tests.documents import zip_bomb_like
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(GOOD)
+    zip_bomb_like(corpus / "bomb.docx", "word/document.xml")
+    zip_bomb_like(corpus / "bomb.epub", "OEBPS/chapter.xhtml")
+    (corpus / "fake.docx").write_bytes(b"PK\x03\x04 not really a zip")
+    stats = build_index(corpus, tmp_path / "index")
+    skipped = dict(stats.skipped)
+    assert "zip bomb" in skipped["bomb.docx"] and "zip bomb" in skipped["bomb.epub"]
+    assert "not a readable zip archive" in skipped["fake.docx"]
+    assert stats.added == 1
+
+
+def test_a_known_document_that_grows_too_large_keeps_its_last_good_version(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text(GOOD)
+    (corpus / "notes.txt").write_text("Tide tables\nHigh tide at Brest comes at noon on Sundays.")
+    build_index(corpus, tmp_path / "index")
+    (corpus / "notes.txt").write_bytes(b"High tide. " * 200_000)  # 2.2 MB
+    settings = load_settings(max_file_mb=1)
+    stats = build_index(corpus, tmp_path / "index", settings=settings)
+    reason = dict(stats.skipped)["notes.txt"]
+    assert "too large" in reason and "previously indexed version is kept" in reason
+    assert stats.removed == 0
+    hits = retrieve("high tide at Brest", 1, index_dir=tmp_path / "index", settings=settings)
+    assert hits[0].doc_id == "notes.txt"
+
+
+_CONTAINERS: dict[str, bytes] = {}
+
+
+def test_a_document_whose_text_unpacks_past_the_limit_is_refused(tmp_path):
+    from tests.documents import write_docx
+
+    path = write_docx(tmp_path / "long.docx", "Long", [("p", "Words and more words. " * 5000)] * 12)
+    with GuardedLoader(timeout_s=60, memory_limit_mb=2048, max_text_mb=1) as reader:
+        try:
+            reader.load(path, "long.docx")
+        except LoadError as e:
+            assert "too long to index" in str(e) and "RAG_MAX_FILE_MB" in str(e)
+        else:
+            raise AssertionError("text limit not applied")
+
+
+def _real_container(tmp_path: Path, suffix: str) -> bytes:
+    from tests import documents
+
+    if suffix in _CONTAINERS:
+        return _CONTAINERS[suffix]
+    blocks = [("h", "Heading"), ("p", "A paragraph of text. Another sentence here.")]
+    writers = {
+        ".docx": lambda p: documents.write_docx(p, "Title", blocks),
+        ".epub": lambda p: documents.write_epub(p, "Title", blocks, chapters=1),
+        ".odt": lambda p: documents.write_odt(p, "Title", blocks),
+        ".pptx": lambda p: documents.write_pptx(p, "Title", [("Slide", ["Point."])]),
+    }
+    _CONTAINERS[suffix] = writers[suffix](tmp_path / f"seed{suffix}").read_bytes()
+    return _CONTAINERS[suffix]
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(suffix=st.sampled_from([".docx", ".epub", ".odt", ".pptx"]), cut=st.floats(0, 1),
+       flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=8))
+def test_damaged_office_files_and_books_never_crash_a_loader(tmp_path, suffix, cut, flips):
+    data = bytearray(_real_container(tmp_path, suffix))
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    data = data[: max(1, int(cut * len(data)))] if cut < 0.5 else data
+    path = tmp_path / f"damaged{suffix}"
+    path.write_bytes(bytes(data))
+    try:
+        doc = load_document(path, path.name)
+    except LoadError as e:
+        assert str(e)
+    else:
+        assert isinstance(doc, Document) and doc.text.strip() and doc.title

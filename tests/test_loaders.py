@@ -76,7 +76,9 @@ def test_markdown_title_is_first_h1_outside_code_fences(tmp_path):
     )
     doc = load(path)
     assert doc.title == "Real Title"
-    assert doc.text.startswith("Some intro text.\n\n```python\n# a comment")  # markup kept verbatim
+    # Rendered: the fence markers and heading marks go, the code's own '#' stays.
+    assert doc.text == "Some intro text.\n\n# a comment, not a title\n\nSub\n\nReal Title\n\nBody."
+    assert doc.sections == ((44, "Sub"), (49, "Real Title"))
 
 
 def test_markdown_without_h1_uses_first_line(tmp_path):
@@ -292,8 +294,8 @@ def test_find_files_skips_with_reasons(tmp_path):
     assert reasons.keys() == {".git", ".hidden.txt", "data.csv", "noext", "big.txt"}
     assert reasons[".git"] == "hidden directory"
     assert reasons[".hidden.txt"] == "hidden file"
-    assert reasons["data.csv"] == "unsupported file type '.csv'"
-    assert reasons["noext"] == "unsupported file type (no extension)"
+    assert reasons["data.csv"] == "unsupported file type '.csv'; tables are not read: save the text as .txt"
+    assert reasons["noext"].startswith("unsupported file type (no extension)")
     assert reasons["big.txt"].startswith("file too large")
     assert all("\n" not in reason for reason in reasons.values())
 
@@ -335,4 +337,5 @@ def test_file_hash_is_sha256_and_matches_loaded_hash(tmp_path):
 
 
 def test_supported_suffixes_contract():
-    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".markdown", ".pdf", ".html", ".htm"}
+    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".xhtml",
+                                  ".docx", ".odt", ".pptx", ".epub"}
