@@ -110,6 +110,8 @@ class Answer:
     found: bool
     citations: list[Citation] = field(default_factory=list)
     note: str | None = None
+    related: list[Passage] = field(default_factory=list)  # on a refusal: close passages, clearly not an answer
+    unverified: str = ""  # a language model's sentences without a verified citation: never in text
 
 
 @dataclass
