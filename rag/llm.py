@@ -189,3 +189,83 @@ def cited_numbers(sentence: str) -> list[int]:
 
 def without_citations(sentence: str) -> str:
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", _CITED.sub("", sentence)).strip()
+
+
+class LocalModelServer:
+    """A llama.cpp server (the ``xllamacpp`` wheel) for a GGUF file, on 127.0.0.1, in a child
+    process: ``with LocalModelServer(path) as base_url:`` gives an ``llm_base_url`` and stops the
+    server on exit. Needs ``pip install rag[llm]``."""
+
+    def __init__(self, gguf: str, *, threads: int = 1, context: int = 4096, startup_timeout: float = 120.0):
+        self.gguf, self.threads, self.context = str(gguf), threads, context
+        self.startup_timeout = startup_timeout
+        self._process = None
+
+    def __enter__(self) -> str:
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+
+        self._log = tempfile.TemporaryFile()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "rag.llm", self.gguf, str(port), str(self.threads), str(self.context)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+        )
+        base_url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{base_url}/models", timeout=2).close()
+                return base_url
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    log_tail = self._stop()
+                    raise LLMUnavailable(f"the llama.cpp server for {self.gguf} did not start: {log_tail}")
+                time.sleep(0.5)
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def _stop(self) -> str:
+        process, self._process = self._process, None
+        if process is None:
+            return ""
+        if process.poll() is None:
+            process.stdin.close()  # the child serves until its stdin closes
+            try:
+                process.wait(timeout=30)
+            except Exception:
+                process.kill()
+                process.wait()
+        self._log.seek(0)
+        tail = self._log.read().decode("utf-8", "replace")[-1000:]
+        self._log.close()
+        return tail
+
+
+def _serve(gguf: str, port: int, threads: int, context: int) -> None:
+    """Child process of :class:`LocalModelServer`: serve until stdin closes."""
+    import sys
+
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = gguf
+    params.hostnames = ["127.0.0.1"]
+    params.port = port
+    params.n_ctx = context
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    server = xllamacpp.Server(params)
+    sys.stdin.read()
+    del server
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

@@ -45,6 +45,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each word of ``words(text)`` stands in ``text``."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
 def stem(word: str) -> str:
     return _STEMMER.stemWord(fold(word))
 
@@ -57,6 +62,20 @@ def is_content(word: str) -> bool:
 def content_terms(text: str) -> set[str]:
     """Stems of the content words of ``text``: what question-term overlap counts."""
     return {stem(word) for word in words(text) if is_content(word)}
+
+
+_english_counts = None
+
+
+def english_frequency(word: str) -> int:
+    """How often ``word`` (folded) occurs in general English text (pyspellchecker's word counts;
+    0 for a word it does not know): tells a common word from a rare name or a misspelling."""
+    global _english_counts
+    if _english_counts is None:
+        from spellchecker import SpellChecker
+
+        _english_counts = SpellChecker(distance=1).word_frequency.dictionary
+    return _english_counts.get(fold(word), 0)
 
 
 def within_one_edit(a: str, b: str) -> bool:
@@ -89,13 +108,14 @@ class Vocabulary:
     """
 
     #: Words shorter than this are never matched to a different word.
-    MIN_FUZZY_LENGTH = 5
+    MIN_FUZZY_LENGTH = 4
 
     def __init__(self, texts):
         self.counts: dict[str, int] = {}
         for text in texts:
             for word in words(fold(text)):
-                self.counts[word] = self.counts.get(word, 0) + 1
+                for part in {word, *word.split("-")} - {""}:  # "mini-grids" also holds "grids"
+                    self.counts[part] = self.counts.get(part, 0) + 1
         self.stems = {stem(word) for word in self.counts}
         self._by_deletion: dict[str, list[str]] = {}
         for word in self.counts:

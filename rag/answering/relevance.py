@@ -18,18 +18,18 @@ article, off-topic questions) and checked on a set it never saw:
 from __future__ import annotations
 
 import math
-import re
 import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 
 from ..index.base import IndexReader
-from ..text import Vocabulary, content_terms, is_content, words
+from ..text import Vocabulary, content_terms, english_frequency, is_content, word_spans, words
 from ..types import Passage
 from .evidence import Evidence
 
-_WORD_OR_OTHER = re.compile(r"([^\W_](?:[\w\-’']*[^\W_])?)")
+# log10 of an English word count at which a word is as common as words get ("now": 3 million).
+_COMMON_LOG_COUNT = 6.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Features:
     passage_similarity: float
     margin: float  # best sentence score minus the median of the other candidates'
     unknown_terms: float  # share of the question's content words the corpus lacks (one typo allowed)
+    unknown_rare_terms: float  # the same, each weighted by its rarity in general English
     type_missing: float  # 1 when the question asks for a date / number / name the sentence lacks
     coverage: float  # share of the question's content terms in the best sentence itself
 
@@ -50,10 +51,10 @@ class Features:
 
 # Fitted by bench/calibrate_refusal.py (logistic regression on standardised features; the
 # run and the data are in bench/README.md). Order: as the fields of Features.
-FEATURE_MEANS = (0.0,) * 7
-FEATURE_SCALES = (1.0,) * 7
-COEFFICIENTS = (6.0, 2.0, 2.0, 2.0, -6.0, -1.0, 1.0)
-INTERCEPT = -5.0
+FEATURE_MEANS = (0.4825, 0.4078, 0.4776, 0.3022, 0.1573, 0.1, 0.0333, 0.4498)
+FEATURE_SCALES = (0.2018, 0.2988, 0.199, 0.1979, 0.2468, 0.2, 0.1795, 0.2976)
+COEFFICIENTS = (0.4398, 0.2898, 0.4517, 0.3522, -0.2239, 0.0, -0.0873, 0.2712)
+INTERCEPT = -0.1548
 
 
 def probability(features: Features) -> float:
@@ -79,17 +80,28 @@ def features(question: str, evidence: Sequence[Evidence], passages: Sequence[Pas
         passage_similarity=max((p.similarity for p in passages), default=0.0),
         margin=best.score - median,
         unknown_terms=unknown_share(question, vocabulary),
+        unknown_rare_terms=unknown_share(question, vocabulary, weighted=True),
         type_missing=kind_missing,
         coverage=len(best.covered) / len(terms) if terms else 0.0,
     )
 
 
-def unknown_share(question: str, vocabulary: Vocabulary) -> float:
-    """Share of the question's content words that no document holds, even allowing one typo."""
+def unknown_share(question: str, vocabulary: Vocabulary, *, weighted: bool = False) -> float:
+    """Share of the question's content words that no document holds, even allowing one typo;
+    ``weighted``: each counted by its rarity in English, so "now" or "leads" (a paraphrase's
+    everyday words) weigh little beside "blockchain" or "salary" (a subject the corpus lacks)."""
     content = [w for w in words(question) if is_content(w)]
     if not content:
         return 0.0
-    return sum(vocabulary.match(w) is None for w in content) / len(content)
+    unknown = [w for w in content if vocabulary.match(w) is None]
+    if weighted:
+        return sum(rarity(w) for w in unknown) / len(content)
+    return len(unknown) / len(content)
+
+
+def rarity(word: str) -> float:
+    """0 for the commonest English words, 1 for words English text hardly ever uses."""
+    return min(1.0, max(0.0, 1.0 - math.log10(english_frequency(word) + 1) / _COMMON_LOG_COUNT))
 
 
 def unknown_words(question: str, vocabulary: Vocabulary) -> list[str]:
@@ -97,17 +109,29 @@ def unknown_words(question: str, vocabulary: Vocabulary) -> list[str]:
 
 
 def correct_spelling(question: str, vocabulary: Vocabulary) -> str:
-    """``question`` with each word the corpus lacks replaced by its likeliest corpus spelling
-    ("Columbia" → "colombia"); words with no close match stay as written."""
-    pieces = _WORD_OR_OTHER.split(question)
-    for i in range(1, len(pieces), 2):
-        word = pieces[i]
+    """``question`` with each misspelt word replaced by its likeliest corpus spelling
+    ("embassador" → "ambassador", "Columbia" → "colombia").
+
+    A word is taken for a misspelling when the corpus lacks it and it is no English word, or it
+    is a name (capitalised inside the question) one letter off a corpus word: "decides" stays
+    "decides" though the corpus only has "decades".
+    """
+    corrected, position = [], 0
+    for start, end in word_spans(question):
+        word = question[start:end]
+        corrected.append(question[position:start])
+        position = start
         if word in vocabulary or not is_content(word):
+            continue
+        is_name = word[:1].isupper() and question[:start].strip() != ""
+        if english_frequency(word) and not is_name:
             continue
         match = vocabulary.match(word)
         if match:
-            pieces[i] = match
-    return "".join(pieces)
+            corrected.append(match)
+            position = end
+    corrected.append(question[position:])
+    return "".join(corrected)
 
 
 _vocabularies: "weakref.WeakKeyDictionary[IndexReader, Vocabulary]" = weakref.WeakKeyDictionary()
