@@ -10,7 +10,8 @@ article, off-topic questions) and checked on a set it never saw:
 - how far the best sentence stands above the other candidates;
 - the share of the question's words the corpus does not have at all, even allowing one typo
   (a question about "coal exports to China" names a word no document holds);
-- whether the best sentence holds the kind of fact asked for, and how many question terms it holds.
+- whether the best sentence holds the kind of fact asked for, and how many question terms it holds;
+- whether the numbers the question names ("in 2023") appear in the best passage at all.
 
 ``min_relevance`` in the settings is the operating point on that probability.
 """
@@ -43,6 +44,7 @@ class Features:
     unknown_terms: float  # share of the question's content words the corpus lacks (one typo allowed)
     unknown_rare_terms: float  # the same, each weighted by its rarity in general English
     type_missing: float  # 1 when the question asks for a date / number / name the sentence lacks
+    numbers_missing: float  # share of the question's numbers ("2023") absent from the best passage
     coverage: float  # share of the question's content terms in the best sentence itself
 
     def vector(self) -> list[float]:
@@ -51,10 +53,10 @@ class Features:
 
 # Fitted by bench/calibrate_refusal.py (logistic regression on standardised features; the
 # run and the data are in bench/README.md). Order: as the fields of Features.
-FEATURE_MEANS = (0.4825, 0.4078, 0.4776, 0.3022, 0.1573, 0.1, 0.0333, 0.4498)
-FEATURE_SCALES = (0.2018, 0.2988, 0.199, 0.1979, 0.2468, 0.2, 0.1795, 0.2976)
-COEFFICIENTS = (0.4398, 0.2898, 0.4517, 0.3522, -0.2239, 0.0, -0.0873, 0.2712)
-INTERCEPT = -0.1548
+FEATURE_MEANS = (0.4757, 0.3743, 0.4713, 0.2863, 0.1619, 0.0961, 0.0222, 0.0, 0.4189)
+FEATURE_SCALES = (0.2086, 0.2914, 0.2062, 0.1971, 0.2373, 0.1451, 0.1474, 1.0, 0.2937)
+COEFFICIENTS = (0.4465, 0.393, 0.4521, 0.4055, -0.2143, -0.2654, -0.0443, 0.0, 0.3553)
+INTERCEPT = -0.1189
 
 
 def probability(features: Features) -> float:
@@ -82,8 +84,17 @@ def features(question: str, evidence: Sequence[Evidence], passages: Sequence[Pas
         unknown_terms=unknown_share(question, vocabulary),
         unknown_rare_terms=unknown_share(question, vocabulary, weighted=True),
         type_missing=kind_missing,
+        numbers_missing=_numbers_missing(question, passages[best.passage_rank].text),
         coverage=len(best.covered) / len(terms) if terms else 0.0,
     )
+
+
+def _numbers_missing(question: str, passage: str) -> float:
+    numbers = [w for w in words(question) if any(c.isdigit() for c in w)]
+    if not numbers:
+        return 0.0
+    held = set(words(passage))
+    return sum(n not in held for n in numbers) / len(numbers)
 
 
 def unknown_share(question: str, vocabulary: Vocabulary, *, weighted: bool = False) -> float:
