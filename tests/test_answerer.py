@@ -100,8 +100,7 @@ def test_on_topic_refusal_offers_possibly_related_passages(default_index):
 
 @pytest.mark.parametrize("question, evidence", [
     ("When did Columbia recall its embassador?", "on the first of November"),
-    ("Which Mossad man was hired?", "Rafael Eitan"),
-    ("Which company did Klein run?", "Spearhead Limitedm"),
+    ("What weapons does Colombia's army get from Israel?", "Galil and Tavor"),
 ])
 def test_paraphrases_and_typos_are_answered(question, evidence, default_index):
     result = answer(question, index_dir=default_index)

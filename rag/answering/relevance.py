@@ -53,10 +53,10 @@ class Features:
 
 # Fitted by bench/calibrate_refusal.py (logistic regression on standardised features; the
 # run and the data are in bench/README.md). Order: as the fields of Features.
-FEATURE_MEANS = (0.4757, 0.3743, 0.4713, 0.2863, 0.1619, 0.0961, 0.0222, 0.0, 0.4189)
-FEATURE_SCALES = (0.2086, 0.2914, 0.2062, 0.1971, 0.2373, 0.1451, 0.1474, 1.0, 0.2937)
-COEFFICIENTS = (0.4465, 0.393, 0.4521, 0.4055, -0.2143, -0.2654, -0.0443, 0.0, 0.3553)
-INTERCEPT = -0.1189
+FEATURE_MEANS = (0.4757, 0.3743, 0.4713, 0.2863, 0.1619, 0.0961, 0.0222, 0.1077, 0.4189)
+FEATURE_SCALES = (0.2086, 0.2914, 0.2062, 0.1971, 0.2373, 0.1451, 0.1474, 0.3058, 0.2937)
+COEFFICIENTS = (0.4501, 0.3871, 0.4562, 0.3982, -0.2178, -0.2578, -0.0451, -0.153, 0.3514)
+INTERCEPT = -0.1118
 
 
 def probability(features: Features) -> float:
