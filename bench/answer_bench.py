@@ -51,6 +51,7 @@ def main_answerer():
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("rag._answerer_main", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
