@@ -1,8 +1,10 @@
 """Evidence → the extractive answer text with numbered quotes, or a refusal that helps.
 
 The best-supported sentence leads. A further sentence joins only when it scores nearly as well
-and adds support the ones before lack: a question term they do not hold, or the kind of fact
-asked for when they hold none. Sentences that merely score nearby are left out.
+and adds support the ones before lack: a question term they do not hold, the kind of fact asked
+for when they hold none, or a closer match in meaning (a higher embedding cosine than each of
+them: a paraphrase's answer may share no word with the question). Sentences that merely score
+nearby are left out.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def choose(evidence: Sequence[Evidence], limit: int) -> list[Evidence]:
             continue
         adds_terms = bool(candidate.covered - covered)
         adds_type = not typed and bool(candidate.has_asked_type)
-        if adds_terms or adds_type:
+        adds_meaning = candidate.cosine > max(kept.cosine for kept in chosen)
+        if adds_terms or adds_type or adds_meaning:
             chosen.append(candidate)
             covered |= candidate.covered
             typed = typed or bool(candidate.has_asked_type)
