@@ -1,139 +1,137 @@
-"""Calibrate ``min_relevance``: the evidence score below which the answer is "not in the corpus".
+"""Fit the answer / refuse model (rag/answering/relevance.py) and report its curve.
 
-Labelled data, none of it the seed questions:
-  * SciFact claims whose cited abstracts are in a subset corpus (answer present) and claims whose
-    abstracts were left out of it (same field, answer absent) — see scifact_subset.py;
-  * bench/dev_questions.jsonl against the default corpus: questions written for its article
-    (answerable, follow-ups included) and unanswerable ones, on its subject and off it;
-  * general off-topic questions against both corpora (answer absent).
-The threshold, together with the weight of term overlap in the evidence score
-(answerer.LEXICAL_WEIGHT), maximises balanced accuracy (mean of the share of answerable questions
-answered and the share of unanswerable ones refused) over all of it, each source weighing equally.
+For every question of the fit sets (bench/answer_sets.py: SciFact claims, SQuAD questions on some
+articles with adversarial and out-of-corpus ones, the default article's dev questions and
+off-topic questions) it computes the decision's features through rag's own pipeline, fits a
+logistic regression (scikit-learn) on standardised features, each set weighing equally and,
+within a set, answerable and unanswerable weighing equally, and prints:
 
-    RAG_THREADS=1 HF_HUB_OFFLINE=1 python bench/calibrate_refusal.py [--standalone-sentences]
+- the coefficients to paste into relevance.py;
+- leave-one-set-out balanced accuracy (fitted on the other sets, checked on the one left out);
+- the curve: share answered / refused on every fit and held-out set at several operating points;
+- the naive baseline's cosine threshold (best balanced accuracy on the fit sets), which
+  answer_bench.py reads from ``calibration.json``.
 
-``--standalone-sentences`` scores evidence as rag did before indexes stored sentence vectors: each
-candidate sentence embedded on its own at question time (the best 4 by term overlap).
+    RAG_THREADS=1 HF_HUB_OFFLINE=1 python bench/calibrate_refusal.py
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scifact_subset import load_subset, write_corpus  # noqa: E402
+from answer_sets import WORK, Case, build_indexes, fit_sets, held_out_sets  # noqa: E402
 
-from rag import answerer, build_index, load_settings  # noqa: E402
-from rag.answerer import find_evidence, resolve_follow_up  # noqa: E402
-from rag.retriever import Retriever, get_retriever  # noqa: E402
+from rag import load_settings  # noqa: E402
+from rag.answering import judge  # noqa: E402
+from rag.answering.relevance import Features  # noqa: E402
+from rag.retriever import get_retriever  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-WORK = Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench"))
-CALIBRATION_CLAIMS = 100  # the first 100 of each SciFact group; answer_bench.py uses the next 50
-# The weight of term overlap beside embedding cosine is calibrated with the threshold.
-LEXICAL_WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-
-OFF_TOPIC = [
-    "How do I reset my wifi router?", "What is the capital of Australia?",
-    "Who won the football world cup in 2014?", "How long should I boil an egg?",
-    "What is the speed of light?", "How do I write a cover letter?",
-    "Which planet is the largest in the solar system?", "What is a good name for a cat?",
-    "How do I install Python on Windows?", "Who painted the Mona Lisa?",
-    "What time zone is Tokyo in?", "How many calories are in a banana?",
-    "What is the plot of Hamlet?", "How do airplanes stay in the air?",
-    "What is the exchange rate of the euro?", "How do I grow tomatoes on a balcony?",
-    "When did the Berlin Wall fall?", "What does a blockchain do?",
-    "Which mountain is the highest in Africa?", "How do I make pancakes?",
-]
+OPERATING_POINTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+FEATURE_NAMES = list(Features.__dataclass_fields__)
 
 
-def relevance(question: str, retriever, settings, history=()) -> float:
-    query = resolve_follow_up(question, list(history))
-    _, evidence = find_evidence(query, retriever, settings)
-    return evidence[0].score if evidence else -math.inf
+def case_features(case: Case, settings) -> tuple[list[float] | None, float]:
+    """(features or None when nothing was retrieved, best sentence cosine) of one question."""
+    retriever = get_retriever(case.index, settings)
+    judgement = judge(case.question, retriever, settings, retriever.snapshot(), history=case.history)
+    if judgement.features is None:
+        return None, -1.0
+    return judgement.features.vector(), judgement.evidence[0].cosine
 
 
-def best_threshold(groups: dict[str, tuple[list[float], list[float]]]) -> tuple[float, float]:
-    """(threshold, balanced accuracy), each group's balanced accuracy weighing equally."""
-    scores = sorted({s for pos, neg in groups.values() for s in pos + neg if s > -math.inf})
-    candidates = [(a + b) / 2 for a, b in zip(scores, scores[1:])]
-
-    def accuracy(t: float) -> float:
-        parts = []
-        for pos, neg in groups.values():
-            rates = [sum(s >= t for s in pos) / len(pos)] if pos else []
-            rates += [sum(s < t for s in neg) / len(neg)] if neg else []
-            parts.append(sum(rates) / len(rates))
-        return sum(parts) / len(parts)
-
-    # Candidates lie midway between neighbouring scores; on a tie the lowest wins (answer more).
-    best = max(candidates, key=accuracy)
-    return best, accuracy(best)
+def weights(labels: np.ndarray, set_ids: np.ndarray) -> np.ndarray:
+    """Each set weighs 1, split equally between its answerable and unanswerable questions."""
+    w = np.zeros(len(labels))
+    for s in np.unique(set_ids):
+        for label in (0, 1):
+            mask = (set_ids == s) & (labels == label)
+            if mask.any():
+                w[mask] = 1.0 / mask.sum()
+        if not ((set_ids == s) & (labels == 0)).any() or not ((set_ids == s) & (labels == 1)).any():
+            w[set_ids == s] *= 2.0
+    return w
 
 
-def score_groups(subset, scifact, default, settings) -> dict[str, tuple[list[float], list[float]]]:
-    dev = [json.loads(line) for line in (REPO / "bench" / "dev_questions.jsonl").open()]
-    return {
-        "SciFact claims": (
-            [relevance(c.text, scifact, settings) for c in subset.answerable[:CALIBRATION_CLAIMS]],
-            [relevance(c.text, scifact, settings) for c in subset.absent[:CALIBRATION_CLAIMS]],
-        ),
-        "dev questions, default corpus": (
-            [relevance(q["question"], default, settings, [(h, "") for h in q.get("history", [])])
-             for q in dev if q["answerable"]],
-            [relevance(q["question"], default, settings) for q in dev if not q["answerable"]],
-        ),
-        "off-topic questions, both corpora": (
-            [],
-            [relevance(q, r, settings) for q in OFF_TOPIC for r in (scifact, default)],
-        ),
-    }
+def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray):
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
+    model = LogisticRegression(C=1.0, max_iter=1000).fit((x - mean) / scale, y, sample_weight=w)
+    return mean, scale, model
+
+
+def predict(x: np.ndarray, fitted) -> np.ndarray:
+    mean, scale, model = fitted
+    return model.predict_proba((x - mean) / scale)[:, 1]
+
+
+def balanced(p: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    parts = []
+    if (y == 1).any():
+        parts.append(float((p[y == 1] >= threshold).mean()))
+    if (y == 0).any():
+        parts.append(float((p[y == 0] < threshold).mean()))
+    return sum(parts) / len(parts)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--standalone-sentences", action="store_true")
-    if parser.parse_args().standalone_sentences:
-        Retriever.sentence_vectors = lambda self, places: {}
-    settings = load_settings(min_relevance=-math.inf)
-    subset = load_subset()
-    scifact_index = WORK / "scifact-index"
-    build_index(write_corpus(subset, WORK / "scifact-corpus"), scifact_index, full=True, settings=settings)
-    default_index = WORK / "default-index"
-    build_index(REPO / "corpus", default_index, full=True, settings=settings)
-    scifact = get_retriever(scifact_index, settings)
-    default = get_retriever(default_index, settings)
+    settings = load_settings()
+    indexes = build_indexes(settings)
+    print(f"threads={settings.threads} load average={'/'.join(f'{x:.2f}' for x in os.getloadavg())}")
+    sets = {**{f"fit: {k}": v for k, v in fit_sets(indexes).items()},
+            **{f"held-out: {k}": v for k, v in held_out_sets(indexes).items()}}
+    rows = {}
+    for name, cases in sets.items():
+        found = [(case_features(c, settings), c.answerable) for c in cases]
+        kept = [(f, cos, a) for (f, cos), a in found if f is not None]
+        rows[name] = (np.array([f for f, _, _ in kept]), np.array([cos for _, cos, _ in kept]),
+                      np.array([int(a) for _, _, a in kept]), len(found) - len(kept))
+        print(f"{name}: {len(cases)} questions", flush=True)
 
-    print(f"threads={settings.threads} load average={os.getloadavg()[0]:.2f}")
-    calibrated = {}
-    for weight in LEXICAL_WEIGHTS:
-        answerer.LEXICAL_WEIGHT = weight
-        groups = score_groups(subset, scifact, default, settings)
-        calibrated[weight] = (groups, *best_threshold(groups))
-        print(f"LEXICAL_WEIGHT {weight}: min_relevance {calibrated[weight][1]:.2f}, "
-              f"balanced accuracy {calibrated[weight][2]:.3f}", flush=True)
-    weight = max(calibrated, key=lambda w: calibrated[w][2])
-    groups, threshold, accuracy = calibrated[weight]
-    print(f"\nLEXICAL_WEIGHT {weight}:")
-    print("threshold  " + "  ".join(f"{name[:24]:>24}" for name in groups))
-    for t in [x / 20 for x in range(6, 17)]:
+    fit_names = [n for n in rows if n.startswith("fit: ")]
+    x = np.vstack([rows[n][0] for n in fit_names])
+    y = np.concatenate([rows[n][2] for n in fit_names])
+    set_ids = np.concatenate([[i] * len(rows[n][2]) for i, n in enumerate(fit_names)])
+    w = weights(y, set_ids)
+    fitted = fit(x, y, w)
+    mean, scale, model = fitted
+    print("\nFEATURE_MEANS =", tuple(round(float(v), 4) for v in mean))
+    print("FEATURE_SCALES =", tuple(round(float(v), 4) for v in scale))
+    print("COEFFICIENTS =", tuple(round(float(v), 4) for v in model.coef_[0]))
+    print("INTERCEPT =", round(float(model.intercept_[0]), 4))
+    for name, coef in zip(FEATURE_NAMES, model.coef_[0]):
+        print(f"  {name:>20}: {coef:+.3f} per standard deviation")
+
+    print("\nLeave one fit set out (fitted on the others, balanced accuracy at 0.5 on the one left out):")
+    for i, name in enumerate(fit_names):
+        mask = set_ids != i
+        partial = fit(x[mask], y[mask], weights(y[mask], set_ids[mask]))
+        print(f"  {name}: {balanced(predict(rows[name][0], partial), rows[name][2], 0.5):.3f}")
+
+    # Naive baseline: the best sentence's cosine alone, threshold of best balanced accuracy.
+    cosines = np.concatenate([rows[n][1] for n in fit_names])
+    candidates = np.unique(np.round(cosines, 3))
+    def weighted_balance(t: float) -> float:
+        return float(np.mean([balanced(rows[n][1], rows[n][2], t) for n in fit_names]))
+    naive_threshold = float(max(candidates, key=weighted_balance))
+    print(f"\nnaive baseline (best sentence cosine) threshold {naive_threshold:.3f}")
+
+    print("\nCurve: answerable answered / unanswerable refused, by operating point (min_relevance)")
+    print("set".ljust(44) + "".join(f"{t:>14}" for t in OPERATING_POINTS))
+    for name, (features, _, labels, empty) in rows.items():
+        p = predict(features, fitted)
         cells = []
-        for pos, neg in groups.values():
-            answered = f"{sum(s >= t for s in pos) / len(pos):.2f} answered" if pos else ""
-            refused = f"{sum(s < t for s in neg) / len(neg):.2f} refused" if neg else ""
-            cells.append(f"{answered:>12}{refused:>12}")
-        print(f"{t:9.2f}  " + "  ".join(cells))
-    for name, (pos, neg) in groups.items():
-        answered = f"{sum(s >= threshold for s in pos)}/{len(pos)} answered" if pos else ""
-        refused = f"{sum(s < threshold for s in neg)}/{len(neg)} refused" if neg else ""
-        spread = lambda xs: f"[{min(xs):.2f} … median {sorted(xs)[len(xs) // 2]:.2f} … {max(xs):.2f}]"
-        print(f"{name}: {answered} {spread(pos) if pos else ''}  {refused} {spread(neg) if neg else ''}")
-    print(f"LEXICAL_WEIGHT = {weight}, min_relevance = {threshold:.2f} (balanced accuracy {accuracy:.3f})")
+        for t in OPERATING_POINTS:
+            answered = f"{(p[labels == 1] >= t).mean():.2f}" if (labels == 1).any() else "  - "
+            refused = f"{(p[labels == 0] < t).mean():.2f}" if (labels == 0).any() else "  - "
+            cells.append(f"{answered}/{refused}".rjust(14))
+        print(name[:43].ljust(44) + "".join(cells))
+    (WORK / "calibration.json").write_text(json.dumps({"naive_cosine_threshold": naive_threshold}))
 
 
 if __name__ == "__main__":

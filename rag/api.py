@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import answerer
+from . import answering
 from .config import Settings, load_settings
 from .embedding import embedder_for
 from .guard import GuardedLoader
@@ -44,7 +44,7 @@ def answer(
     """An answer quoting the corpus verbatim, or an honest "not in the corpus"."""
     settings = settings or load_settings()
     retriever = get_retriever(index_dir, settings)
-    return answerer.answer(question, retriever, settings, k=k, history=history)
+    return answering.answer(question, retriever, settings, k=k, history=history)
 
 
 def stream_answer(
@@ -58,7 +58,7 @@ def stream_answer(
     """Text deltas as they are produced, then the verified :class:`Answer` last."""
     settings = settings or load_settings()
     retriever = get_retriever(index_dir, settings)
-    return answerer.stream_answer(question, retriever, settings, k=k, history=history)
+    return answering.stream_answer(question, retriever, settings, k=k, history=history)
 
 
 # ---------------------------------------------------------------- managing the corpus and index

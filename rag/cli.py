@@ -90,6 +90,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.answers:
+        return _eval_answers(args)
+    if not args.beir:
+        raise RagError("rag eval needs --beir DIR or --answers FILE.jsonl")
     from .evaluate import evaluate_beir
 
     settings = _settings(args)
@@ -107,6 +111,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"  query latency p50 {report.latency_ms['p50']:.1f} ms, p95 {report.latency_ms['p95']:.1f} ms; "
         f"index time {report.index_seconds:.1f} s ({settings.threads} torch thread(s))"
     )
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace) -> int:
+    from .answer_eval import evaluate_answers
+
+    report = evaluate_answers(args.answers, _settings(args), progress=not args.json)
+    if args.json:
+        print(json.dumps({**asdict(report), "shares": report.shares}, indent=2, ensure_ascii=False))
+        return 0
+    shares = {k: "n/a" if v is None else f"{v:.1%}" for k, v in report.shares.items()}
+    print(f"{report.questions} questions: {report.answerable} answerable, {report.unanswerable} not")
+    print(f"  answered with an expected string in a quote: {report.answered_with_expected}/"
+          f"{report.answerable} = {shares['answered_with_expected']}")
+    print(f"  unanswerable refused: {report.refused}/{report.unanswerable} = {shares['refused_when_unanswerable']}")
+    print(f"  quotes exactly as in their document: {report.quotes_verified}/{report.quotes} = "
+          f"{shares['quotes_verified']}")
+    for miss in report.misses:
+        print(f"  - {miss['problem']}: {miss['question']}")
     return 0
 
 
@@ -150,8 +173,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval", help="score retrieval on a BEIR-format dataset (builds a temporary index)"
     )
-    evaluate.add_argument("--beir", metavar="DIR", required=True,
+    evaluate.add_argument("--beir", metavar="DIR",
                           help="folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    evaluate.add_argument("--answers", metavar="FILE.jsonl",
+                          help="score answers to your own questions against the index (--index)")
+    evaluate.add_argument("--index", metavar="DIR", help="index for --answers (default: index)")
     evaluate.add_argument("--split", help="qrels split (default: test if present, else train)")
     evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
     evaluate.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")

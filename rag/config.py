@@ -38,9 +38,13 @@ class Settings:
     # Hybrid: weight of the dense score against BM25, both min-max normalised per query
     # (chosen on SciFact train; bench/README.md).
     dense_weight: float = 0.6
-    # Answering: below this relevance (best evidence sentence: cosine + term overlap) the corpus
-    # is said not to hold the answer; calibrated by bench/calibrate_refusal.py.
-    min_relevance: float = 0.69
+    # Answering: the operating point on the probability that the best evidence answers the
+    # question (rag/answering/relevance.py); below it the corpus is said not to hold the answer.
+    # Its curve, measured by bench/calibrate_refusal.py, is in bench/README.md.
+    min_relevance: float = 0.5
+    # On a refusal, passages are offered as "possibly related" at or above this probability;
+    # below it (off-topic) the refusal lists nothing.
+    related_min_relevance: float = 0.1
     answer_sentences: int = 3
     # Optional OpenAI-compatible endpoint; nothing is sent anywhere unless llm_base_url is set.
     llm_base_url: str = ""

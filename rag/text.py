@@ -45,6 +45,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each word of ``words(text)`` stands in ``text``."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
 def stem(word: str) -> str:
     return _STEMMER.stemWord(fold(word))
 
@@ -57,3 +62,79 @@ def is_content(word: str) -> bool:
 def content_terms(text: str) -> set[str]:
     """Stems of the content words of ``text``: what question-term overlap counts."""
     return {stem(word) for word in words(text) if is_content(word)}
+
+
+_english_counts = None
+
+
+def english_frequency(word: str) -> int:
+    """How often ``word`` (folded) occurs in general English text (pyspellchecker's word counts;
+    0 for a word it does not know): tells a common word from a rare name or a misspelling."""
+    global _english_counts
+    if _english_counts is None:
+        from spellchecker import SpellChecker
+
+        _english_counts = SpellChecker(distance=1).word_frequency.dictionary
+    return _english_counts.get(fold(word), 0)
+
+
+def within_one_edit(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with at most one letter added, dropped, changed or two swapped."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(differ) == 1 or (
+            len(differ) == 2 and differ[1] == differ[0] + 1
+            and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i, (x, y) in enumerate(zip(short, long)) if x != y), len(short))
+    return short[i:] == long[i + 1:]
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))} | {word}
+
+
+class Vocabulary:
+    """The words of a corpus, folded, with how often each occurs, for spelling-tolerant matching.
+
+    A question word the corpus lacks may be a typo of one it has ("Columbia", "embassador"):
+    :meth:`match` finds the most frequent corpus word within one edit. Short words are matched
+    exactly only, as one edit turns most of them into another real word.
+    """
+
+    #: Words shorter than this are never matched to a different word.
+    MIN_FUZZY_LENGTH = 4
+
+    def __init__(self, texts):
+        self.counts: dict[str, int] = {}
+        for text in texts:
+            for word in words(fold(text)):
+                for part in {word, *word.split("-")} - {""}:  # "mini-grids" also holds "grids"
+                    self.counts[part] = self.counts.get(part, 0) + 1
+        self.stems = {stem(word) for word in self.counts}
+        self._by_deletion: dict[str, list[str]] = {}
+        for word in self.counts:
+            if len(word) >= self.MIN_FUZZY_LENGTH - 1:
+                for key in _deletions(word):
+                    self._by_deletion.setdefault(key, []).append(word)
+
+    def __contains__(self, word: str) -> bool:
+        folded = fold(word)
+        return folded in self.counts or stem(folded) in self.stems
+
+    def match(self, word: str) -> str | None:
+        """``word`` folded if the corpus has it (or its stem), else its likeliest spelling in the
+        corpus, else None."""
+        folded = fold(word)
+        if folded in self:
+            return folded
+        if len(folded) < self.MIN_FUZZY_LENGTH or folded.isdigit():
+            return None
+        candidates = {c for key in _deletions(folded) for c in self._by_deletion.get(key, ())}
+        close = [c for c in candidates if within_one_edit(folded, c) and not c.isdigit()]
+        return max(close, key=lambda c: (self.counts[c], c)) if close else None

@@ -131,6 +131,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     note: str | None = None
     related: list[Passage] = field(default_factory=list)  # on a refusal: close passages, clearly not an answer
+    unverified: str = ""  # a language model's sentences without a verified citation: never in text
 
 
 @dataclass

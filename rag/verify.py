@@ -23,7 +23,14 @@ MARKER = re.compile(r"\[(\d+)\]")
 # of a sentence, or at a newline.
 _CLAIM_END = re.compile(r"(?:\s*\[\d+\])+[.,;:!?)]*|[.!?](?=\s)|\n")
 _QUOTE_CHARS = str.maketrans({"“": '"', "”": '"', "„": '"', "‟": '"', "‘": "'", "’": "'", "‚": "'", "‛": "'"})
-_QUOTED = re.compile(r"\"[^\"\n]+\"|“[^”\n]+”")
+# Anything a reader takes for a quotation: every style of quotation marks, and Markdown
+# blockquotes. Apostrophes ("Colombia's", "it’s") are not quotation marks: a single quote opens
+# only where no letter precedes it and closes only where none follows.
+_QUOTED = re.compile(
+    r"\"[^\"\n]+\"|[“„‟][^\n]+?[”“]|«[^»\n]+»|»[^«\n]+«|‹[^›\n]+›|›[^‹\n]+‹|「[^」\n]+」"
+    r"|(?<!\w)‘(?=\S)[^\n]+?(?<=\S)[’‘](?!\w)|(?<![\w'])'(?=\S)[^\n]+?(?<=\S)'(?!\w)"
+)
+_BLOCKQUOTE = re.compile(r"^[ \t]*>+[ \t]*(\S[^\n]*)", re.M)
 
 
 def is_verbatim(document: Document, quote: str, start: int, end: int) -> bool:
@@ -68,22 +75,25 @@ def _normalise(text: str) -> tuple[str, list[int]]:
 
 
 def reconcile(
-    text: str, candidates: Iterable[Citation], document_for: Callable[[str], Document]
+    text: str, candidates: Iterable[Citation], document_for: Callable[[str], Document],
+    *, literal: Iterable[str] = (),
 ) -> tuple[str, list[Citation]]:
     """The draft ``text`` reduced to what can be shown, and its citations numbered 1..n.
 
     ``candidates`` are matched to markers by their ``number``. A candidate whose quote is not the
     document's exact text is dropped with the claim that quotes it, and so is any other quoted string
     that is no candidate's quote. Citations of the same span share one number; citations no marker
-    uses are left out; pages are taken from the document.
+    uses are left out; pages are taken from the document. ``literal`` strings are the system's
+    own labels (document titles), whose quotation marks quote nothing.
     """
     candidates = list(candidates)
     verified, failed = _verify(candidates, document_for)
     protected = _quote_spans(text, [c.quote for c in candidates])
     shown = _quote_spans(text, [c.quote for c in verified.values()])
+    labels = _quote_spans(text, list(literal))
     kept_claims = []
     for claim_start, claim_end in _split_claims(text, protected):
-        reason = _unshowable_quote(text, claim_start, claim_end, failed, shown)
+        reason = _unshowable_quote(text, claim_start, claim_end, failed, shown, labels)
         if reason:
             log.warning("dropped a claim quoting %s: %r", reason, text[claim_start:claim_end].strip())
             continue
@@ -166,20 +176,32 @@ def _split_claims(text: str, protected: list[tuple[int, int]]) -> list[tuple[int
 
 
 def _unshowable_quote(
-    text: str, start: int, end: int, failed: list[Citation], shown: list[tuple[int, int]]
+    text: str, start: int, end: int, failed: list[Citation], shown: list[tuple[int, int]],
+    labels: list[tuple[int, int]],
 ) -> str | None:
     """Why the claim at ``text[start:end]`` must not be shown, or None.
 
-    It must not quote a failed candidate, nor put in quotation marks anything that is not part of
-    a verified quote (``shown``).
+    It must not quote a failed candidate, nor put in quotation marks (of any style) or in a
+    blockquote anything that is not part of a verified quote (``shown``) or a label.
     """
     for candidate in failed:
         for span in _quote_spans(text[start:end], [candidate.quote]):
             if not _within(start + span[0], start + span[1], shown):
                 return f"citation {candidate.number} that failed verification"
-    for match in _QUOTED.finditer(text, start, end):
+    position = start
+    while (match := _QUOTED.search(text, position, end)) is not None:
+        if _within(match.start(), match.end(), labels):
+            position = match.end()
+            continue
+        if _inside(match.start(), shown):  # an apostrophe or quote mark inside a verified quote
+            position = match.start() + 1
+            continue
         if not _within(match.start() + 1, match.end() - 1, shown):
             return f"unverified text {match.group(0)}"
+        position = match.end()
+    for match in _BLOCKQUOTE.finditer(text, start, end):
+        if not _within(match.start(1), match.end(1), shown):
+            return f"unverified blockquote {match.group(0).strip()}"
     return None
 
 

@@ -11,7 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from rag import answer, build_index, stream_answer
-from rag.answerer import resolve_follow_up
+import rag.answering
+from rag.answering import resolve_follow_up
+from rag.answering.compose import choose
+from rag.answering.evidence import Evidence
 from rag.config import Settings
 from rag.embedding import Embedder, embedder_for
 from rag.retriever import get_retriever
@@ -82,11 +85,46 @@ def test_answer_reads_as_an_answer_quoting_whole_sentences(default_index):
     assert re.search(r'"[^"]+" \[1\]', result.text)
 
 
-def test_refusal_names_the_closest_documents_and_cites_nothing(default_index):
+def test_off_topic_refusal_is_plain_and_offers_nothing(default_index):
     result = answer("What is the tallest mountain in Europe?", index_dir=default_index)
+    assert not result.found and result.citations == [] and result.related == []
+    assert result.text == "The corpus does not contain the answer to this question."
+
+
+def test_on_topic_refusal_offers_possibly_related_passages(default_index):
+    result = answer("How much coal did Colombia sell to Israel in 2023?", index_dir=default_index)
     assert not result.found and result.citations == []
-    assert result.text.startswith("The corpus does not contain the answer")
-    assert "colombia" in result.text.lower()
+    assert result.related and all(p.doc_id == "colombia-israel-ties.txt" for p in result.related)
+    assert "Possibly related, though not an answer" in result.text and '"' not in result.text
+
+
+@pytest.mark.parametrize("question, evidence", [
+    ("When did Columbia recall its embassador?", "on the first of November"),
+    ("What weapons does Colombia's army get from Israel?", "Galil and Tavor"),
+])
+def test_paraphrases_and_typos_are_answered(question, evidence, default_index):
+    result = answer(question, index_dir=default_index)
+    assert result.found, result.text
+    assert any(evidence in c.quote for c in result.citations), result.text
+    assert_well_formed(result, default_index)
+
+
+def evidence(text: str, score: float, covered: set[str], has_type=None) -> Evidence:
+    return Evidence("d.txt", "D", 0, len(text), text, score, score, 0.5, frozenset(covered), has_type, 0)
+
+
+def test_best_evidence_leads_and_a_further_quote_must_add_support():
+    best = evidence("Hoffmann's instrument had 37 glasses.", 1.0, {"hoffmann", "instrument", "glass"})
+    filler = evidence("Hoffmann's instrument was admired.", 0.95, {"hoffmann", "instrument"})
+    adds = evidence("The glasses were tuned by the maker in Leipzig.", 0.9, {"glass", "tune"})
+    typed = evidence("It was played in 1784.", 0.9, set(), has_type=True)
+    assert choose([best, filler, adds], 3) == [best, adds]  # the filler adds no question term
+    assert choose([best, filler], 3) == [best]
+    assert choose([best, adds], 1) == [best]
+    untyped = evidence("Hoffmann built an instrument of glasses.", 1.0, {"hoffmann", "glass"}, has_type=False)
+    assert choose([untyped, typed], 3) == [untyped, typed]
+    closer = Evidence("d.txt", "D", 50, 90, "The glass harmonica sang.", 0.9, 1.2, 0.1, frozenset(), None, 0)
+    assert choose([best, closer], 3) == [best, closer]  # closer in meaning, though no shared term
 
 
 def test_stream_answer_yields_the_text_then_the_answer(default_index):
@@ -139,14 +177,64 @@ def test_follow_up_is_answered_about_the_earlier_subject(default_index):
     assert_well_formed(result, default_index)
 
 
-def test_resolve_follow_up_adds_the_subject_only_to_follow_ups():
+def test_resolve_follow_up_adds_the_subject_only_to_questions_that_point_back():
     history = [("Who is Yair Klein?", "…")]
-    assert resolve_follow_up("and when did that happen?", history) == "and when did that happen? (Yair Klein)"
+    assert resolve_follow_up("and when did that happen?", history).text == "and when did that happen? (Yair Klein)"
     standalone = "When did Colombia sign major trade agreements with Israel?"
-    assert resolve_follow_up(standalone, history) == standalone
-    assert resolve_follow_up("Where did he go?", []) == "Where did he go?"
+    assert resolve_follow_up(standalone, history).text == standalone
+    assert resolve_follow_up("Photosynthesis?", history).text == "Photosynthesis?"
+    assert not resolve_follow_up("Where did he go?", []).follow_up
     chain = history + [("When did he arrive in Colombia?", "…")]
-    assert "Yair Klein" in resolve_follow_up("Why did he do it?", chain)
+    assert "Yair Klein" in resolve_follow_up("Why did he do it?", chain).text
+
+
+@pytest.mark.parametrize("follow_up", ["What about penguins?", "Photosynthesis?", "Tell me about herons",
+                                       "And what about his favourite ice cream flavour?"])
+def test_a_follow_up_on_a_new_subject_does_not_inherit_the_answer(follow_up, default_index):
+    history = [("Who is Yair Klein?", answer("Who is Yair Klein?", index_dir=default_index).text)]
+    result = answer(follow_up, index_dir=default_index, history=history)
+    assert not result.found and result.citations == [], result.text
+
+
+def test_a_very_long_conversation_is_capped_and_never_recurses(default_index):
+    history = [("Who is Yair Klein?", "…"), ("and then?", "…")] * 1_000
+    result = answer("When did he arrive in Colombia?", index_dir=default_index, history=history)
+    assert result.found and any("Klein arrived in Colombia" in c.quote for c in result.citations)
+
+
+# ---------------------------------------------------------------- one index version per answer
+
+
+def test_an_answer_reads_the_version_it_started_with(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    article = corpus / "lighthouse.md"
+    article.write_text("# Lighthouse\n\nThe keeper Marguerite Olsen lit the lamp every evening at seven o'clock.\n")
+    index = tmp_path / "index"
+    build_index(corpus, index)
+    ranking = rag.answering.rank_evidence
+
+    def rebuild_meanwhile(*args, **kwargs):
+        article.write_text("# Lighthouse\n\nThe lamp is electric now and nobody lights it by hand.\n")
+        build_index(corpus, index)
+        return ranking(*args, **kwargs)
+
+    monkeypatch.setattr(rag.answering, "rank_evidence", rebuild_meanwhile)
+    result = answer("When did Marguerite Olsen light the lamp?", index_dir=index)
+    assert result.found and "seven o'clock" in result.citations[0].quote, result.text
+    monkeypatch.undo()
+    assert "electric" in get_retriever(index, Settings()).document("lighthouse.md").text
+
+
+def test_a_quotation_mark_in_a_title_does_not_turn_answers_into_refusals(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harbour.md").write_text(
+        '# The "Quiet" Harbour\n\nThe harbour of Port Elsin was built from granite blocks in 1820.\n')
+    build_index(corpus, tmp_path / "index")
+    result = answer("What was the harbour of Port Elsin built from?", index_dir=tmp_path / "index")
+    assert result.found and "granite" in result.citations[0].quote, result.text
+    assert_well_formed(result, tmp_path / "index")
 
 
 # ---------------------------------------------------------------- PDF pages

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+import pytest
+
 from rag.types import Citation, Document
 from rag.verify import is_verbatim, locate_quote, reconcile
 
@@ -128,3 +130,23 @@ def test_every_marker_has_a_citation_and_every_citation_is_used():
         cite(4, "Colombia signed trade agreements in 1988."), cite(6, "Galil rifles."),
     )
     assert sorted(set(markers(text))) == [c.number for c in citations] == [1, 2]
+
+
+@pytest.mark.parametrize("invented", [
+    "‘the pact was signed in 1977’", "«the pact was signed in 1977»", "'the pact was signed in 1977'",
+    "„the pact was signed in 1977“", "\n> the pact was signed in 1977\n",
+])
+def test_every_quotation_style_counts_as_a_quote(invented):
+    document = Document("d.txt", "D", "The pact was signed in 1988 by both sides.", "h")
+    good = Citation(1, "The pact was signed in 1988 by both sides.", "d.txt", "D", 0, 42, None, 1.0)
+    text, citations = reconcile(f'It says "{good.quote}" [1]. It also says {invented} here.',
+                                [good], lambda doc_id: document)
+    assert "1977" not in text and [c.quote for c in citations] == [good.quote]
+
+
+def test_apostrophes_are_not_quotes_and_labels_may_hold_quotation_marks():
+    document = Document("d.txt", 'The "Quiet" Harbour', "Colombia's pact was signed in 1988.", "h")
+    good = Citation(1, document.text, "d.txt", document.title, 0, len(document.text), None, 1.0)
+    draft = f'According to *The "Quiet" Harbour*, "{good.quote}" [1] and Israel’s reply.'
+    text, citations = reconcile(draft, [good], lambda doc_id: document, literal=['*The "Quiet" Harbour*'])
+    assert text == draft and citations

@@ -1,0 +1,161 @@
+"""Answer or refuse: the probability that the best evidence answers the question.
+
+A single threshold on one score fails both ways once a question is worded differently from its
+answer. The decision here weighs several signals that survive paraphrase and typos, in a
+logistic model fitted by ``bench/calibrate_refusal.py`` on several kinds of data (SciFact claims,
+SQuAD questions and their adversarial unanswerable twins, questions written for the default
+article, off-topic questions) and checked on a set it never saw:
+
+- the best sentence's embedding cosine and term overlap, and the best passage's cosine;
+- how far the best sentence stands above the other candidates;
+- the share of the question's words the corpus does not have at all, even allowing one typo
+  (a question about "coal exports to China" names a word no document holds);
+- whether the best sentence holds the kind of fact asked for, and how many question terms it holds;
+- whether the numbers the question names ("in 2023") appear in the best passage at all.
+
+``min_relevance`` in the settings is the operating point on that probability.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+
+from ..index.base import IndexReader
+from ..text import Vocabulary, content_terms, english_frequency, is_content, word_spans, words
+from ..types import Passage
+from .evidence import Evidence
+
+# log10 of an English word count at which a word is as common as words get ("now": 3 million).
+_COMMON_LOG_COUNT = 6.0
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the answer / refuse decision looks at, for one question and its evidence."""
+
+    sentence_cosine: float
+    sentence_overlap: float
+    passage_similarity: float
+    margin: float  # best sentence score minus the median of the other candidates'
+    unknown_terms: float  # share of the question's content words the corpus lacks (one typo allowed)
+    unknown_rare_terms: float  # the same, each weighted by its rarity in general English
+    type_missing: float  # 1 when the question asks for a date / number / name the sentence lacks
+    numbers_missing: float  # share of the question's numbers ("2023") absent from the best passage
+    coverage: float  # share of the question's content terms in the best sentence itself
+
+    def vector(self) -> list[float]:
+        return list(astuple(self))
+
+
+# Fitted by bench/calibrate_refusal.py (logistic regression on standardised features; the
+# run and the data are in bench/README.md). Order: as the fields of Features.
+FEATURE_MEANS = (0.4757, 0.3743, 0.4713, 0.2863, 0.1619, 0.0961, 0.0222, 0.1077, 0.4189)
+FEATURE_SCALES = (0.2086, 0.2914, 0.2062, 0.1971, 0.2373, 0.1451, 0.1474, 0.3058, 0.2937)
+COEFFICIENTS = (0.4501, 0.3871, 0.4562, 0.3982, -0.2178, -0.2578, -0.0451, -0.153, 0.3514)
+INTERCEPT = -0.1118
+
+
+def probability(features: Features) -> float:
+    """The fitted model's probability that the evidence answers the question."""
+    z = INTERCEPT + sum(
+        w * (x - m) / s
+        for w, x, m, s in zip(COEFFICIENTS, features.vector(), FEATURE_MEANS, FEATURE_SCALES)
+    )
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def features(question: str, evidence: Sequence[Evidence], passages: Sequence[Passage],
+             vocabulary: Vocabulary) -> Features:
+    """The decision's signals for ``question`` (already spelling-corrected) and its evidence."""
+    best = evidence[0]
+    others = sorted(e.score for e in evidence[1:])
+    median = others[len(others) // 2] if others else best.score - 0.5
+    terms = content_terms(question)
+    kind_missing = 1.0 if best.has_asked_type is False else 0.0
+    return Features(
+        sentence_cosine=best.cosine,
+        sentence_overlap=best.overlap,
+        passage_similarity=max((p.similarity for p in passages), default=0.0),
+        margin=best.score - median,
+        unknown_terms=unknown_share(question, vocabulary),
+        unknown_rare_terms=unknown_share(question, vocabulary, weighted=True),
+        type_missing=kind_missing,
+        numbers_missing=_numbers_missing(question, passages[best.passage_rank].text),
+        coverage=len(best.covered) / len(terms) if terms else 0.0,
+    )
+
+
+def _numbers_missing(question: str, passage: str) -> float:
+    numbers = [w for w in words(question) if any(c.isdigit() for c in w)]
+    if not numbers:
+        return 0.0
+    held = set(words(passage))
+    return sum(n not in held for n in numbers) / len(numbers)
+
+
+def unknown_share(question: str, vocabulary: Vocabulary, *, weighted: bool = False) -> float:
+    """Share of the question's content words that no document holds, even allowing one typo;
+    ``weighted``: each counted by its rarity in English, so "now" or "leads" (a paraphrase's
+    everyday words) weigh little beside "blockchain" or "salary" (a subject the corpus lacks)."""
+    content = [w for w in words(question) if is_content(w)]
+    if not content:
+        return 0.0
+    unknown = [w for w in content if vocabulary.match(w) is None]
+    if weighted:
+        return sum(rarity(w) for w in unknown) / len(content)
+    return len(unknown) / len(content)
+
+
+def rarity(word: str) -> float:
+    """0 for the commonest English words, 1 for words English text hardly ever uses."""
+    return min(1.0, max(0.0, 1.0 - math.log10(english_frequency(word) + 1) / _COMMON_LOG_COUNT))
+
+
+def unknown_words(question: str, vocabulary: Vocabulary) -> list[str]:
+    return [w for w in words(question) if is_content(w) and vocabulary.match(w) is None]
+
+
+def correct_spelling(question: str, vocabulary: Vocabulary) -> str:
+    """``question`` with each misspelt word replaced by its likeliest corpus spelling
+    ("embassador" → "ambassador", "Columbia" → "colombia").
+
+    A word is taken for a misspelling when the corpus lacks it and it is no English word, or it
+    is a name (capitalised inside the question) one letter off a corpus word: "decides" stays
+    "decides" though the corpus only has "decades".
+    """
+    corrected, position = [], 0
+    for start, end in word_spans(question):
+        word = question[start:end]
+        corrected.append(question[position:start])
+        position = start
+        if word in vocabulary or not is_content(word):
+            continue
+        is_name = word[:1].isupper() and question[:start].strip() != ""
+        if english_frequency(word) and not is_name:
+            continue
+        match = vocabulary.match(word)
+        if match:
+            corrected.append(match)
+            position = end
+    corrected.append(question[position:])
+    return "".join(corrected)
+
+
+_vocabularies: "weakref.WeakKeyDictionary[IndexReader, Vocabulary]" = weakref.WeakKeyDictionary()
+_vocabularies_lock = threading.Lock()
+
+
+def vocabulary_of(snapshot: IndexReader) -> Vocabulary:
+    """The words of every document of one index version, built once per version."""
+    with _vocabularies_lock:
+        vocabulary = _vocabularies.get(snapshot)
+        if vocabulary is None:
+            texts = (snapshot.document(info.doc_id).text for info in snapshot.documents())
+            titles = (info.title for info in snapshot.documents())
+            vocabulary = Vocabulary(list(texts) + list(titles))
+            _vocabularies[snapshot] = vocabulary
+        return vocabulary
