@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -14,15 +13,9 @@ from rag.config import load_settings
 from rag.embedding import Embedder
 from rag.indexer import build_lock
 from rag.lexical import LexicalIndex
-from rag.store import (
-    CURRENT_FILE,
-    MANIFEST_FILE,
-    META_FILE,
-    file_sha256,
-    open_snapshot,
-    read_current,
-)
-from rag.types import IndexMismatchError, RagError
+from rag.index.segments import SEGMENTS_DIR
+from rag.store import CURRENT_FILE, MANIFEST_FILE, open_snapshot, read_current
+from rag.types import IndexCorruptError, IndexMismatchError, RagError
 
 ARTICLES = {
     "volcanoes.txt": "Volcanoes of Iceland\nEyjafjallajokull erupted in 2010 and grounded flights across Europe.",
@@ -194,6 +187,8 @@ def test_interrupted_build_leaves_previous_index_whole(corpus, tmp_path, monkeyp
 
     assert read_current(index_dir) == version
     assert sorted(p.name for p in index_dir.glob("v-*")) == [version]
+    listed = {ref.name for ref in open_snapshot(index_dir).manifest.segments}
+    assert {p.name for p in (index_dir / SEGMENTS_DIR).iterdir()} == listed, "aborted segments left"
     after = [(p.doc_id, p.text) for p in retrieve("honeybee hive temperature", 3, index_dir=index_dir)]
     assert after == before
     monkeypatch.undo()
@@ -213,26 +208,14 @@ def test_missing_corpus_folder_is_a_clear_error(tmp_path):
         build_index(tmp_path / "nowhere", tmp_path / "index")
 
 
-def test_an_index_from_before_sentence_vectors_is_answered_and_upgraded(corpus, tmp_path):
-    """Older indexes have no sentences table: answers embed sentences, the next build adds it."""
+def test_an_index_of_the_first_format_asks_for_a_full_rebuild(corpus, tmp_path):
     index_dir = tmp_path / "index"
     build_index(corpus, index_dir)
-    version = index_dir / read_current(index_dir)
-    with sqlite3.connect(version / META_FILE) as db:
-        db.execute("DROP TABLE sentences")
-    db.close()
-    manifest = json.loads((version / MANIFEST_FILE).read_text())
-    meta = version / META_FILE
-    manifest["files"][META_FILE] = {"size": meta.stat().st_size, "sha256": file_sha256(meta)}
-    (version / MANIFEST_FILE).write_text(json.dumps(manifest))
-
-    old = open_snapshot(index_dir)
-    assert old.sentence_vectors(_sentence_places(old, "bees.md")) == {}
-    result = answer("How warm does a honeybee colony keep its hive in winter?", index_dir=index_dir)
-    assert result.found and "35 degrees" in result.citations[0].quote
-
-    (corpus / "comets.txt").write_text("Comets\nHalley's Comet returns every 76 years.")
-    build_index(corpus, index_dir)
-    snapshot = open_snapshot(index_dir)
-    assert set(snapshot.sentence_vectors(_sentence_places(snapshot, "comets.txt"))) == set(
-        _sentence_places(snapshot, "comets.txt"))
+    path = index_dir / read_current(index_dir) / MANIFEST_FILE
+    path.write_text(json.dumps({"format_version": 1, "model": "m", "files": {}}))
+    with pytest.raises(IndexCorruptError, match="format 1.*rag index --full"):
+        retrieve("volcano", index_dir=index_dir)
+    with pytest.raises(IndexCorruptError, match="rag index --full"):
+        build_index(corpus, index_dir)
+    assert build_index(corpus, index_dir, full=True).added == 3
+    assert _top_doc("When did the Icelandic volcano erupt?", index_dir) == "volcanoes.txt"
