@@ -261,11 +261,13 @@ def open_snapshot(index_dir: Path, *, verify: bool = True) -> Snapshot:
             raise IndexCorruptError(f"{index_dir / CURRENT_FILE} names {name}, which is missing; {FIX}")
         try:
             return Snapshot(version_dir, verify)
-        except _VersionGone:
-            continue
-        except IndexCorruptError as damage:
+        except (_VersionGone, IndexCorruptError) as error:
             if read_current(index_dir) != name:
-                continue
+                continue  # a build replaced the version meanwhile
+            missing = next((version_dir / f for f in (MANIFEST_FILE, READERS_FILE)
+                            if not (version_dir / f).exists()), version_dir)
+            damage = error if isinstance(error, IndexCorruptError) else IndexCorruptError(
+                f"{missing} is missing; {FIX}")
             return _fall_back(index_dir, name, damage, verify)
     raise IndexCorruptError(f"{index_dir} keeps changing under this reader; try again")
 

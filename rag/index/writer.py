@@ -98,6 +98,17 @@ def write_durably(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _new_database(path: Path) -> sqlite3.Connection:
+    """A segment's metadata database, written without a journal or syncs: until the segment is
+    sealed (fsynced, checksummed) and listed by a published version, nothing reads it, and a
+    crash leaves only an unlisted folder that the next build removes."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.executescript(SCHEMA)
+    return db
+
+
 def _seal(path: Path, chunks: int, dimension: int) -> SegmentRef:
     """Fsync and checksum every file of a finished segment, then describe it."""
     files = {}
@@ -117,8 +128,7 @@ class _SegmentBuilder:
     def __init__(self, path: Path, dimension: int):
         self.path, self.dimension = path, dimension
         path.mkdir(parents=True)
-        self.db = sqlite3.connect(path / META_FILE)
-        self.db.executescript(SCHEMA)
+        self.db = _new_database(path / META_FILE)
         self.ids: list[int] = []
         self.vectors: list[np.ndarray] = []
         self.sentences: list[np.ndarray] = []
@@ -179,8 +189,7 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
         row += len(held)
     vectors.flush()
     del vectors
-    db = sqlite3.connect(path / META_FILE)
-    db.executescript(SCHEMA)
+    db = _new_database(path / META_FILE)
     sentence_rows: list[np.ndarray] = []
     sentence_count = 0
     for n, (segment, _, deleted) in enumerate(sources):
@@ -241,6 +250,7 @@ class VersionWriter:
         self.index_dir = Path(index_dir)
         self.segments_dir = self.index_dir / SEGMENTS_DIR
         self.segments_dir.mkdir(parents=True, exist_ok=True)
+        _remove_unpublished(self.index_dir)
         self.dimension = dimension
         self.base = base
         self._deleted: dict[str, set[str]] = {}  # segment -> documents deleted from it
@@ -340,6 +350,14 @@ class VersionWriter:
         for path in self._written:
             shutil.rmtree(path, ignore_errors=True)
         self._written = []
+
+
+def _remove_unpublished(index_dir: Path) -> None:
+    """Versions numbered above CURRENT were written by a build that died before publishing them."""
+    current = version_number(read_current(index_dir) or "") or 0
+    for path in index_dir.glob("v-*"):
+        if (version_number(path.name) or 0) > current:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _take_exclusively(version_dir: Path) -> object | None:
