@@ -20,6 +20,7 @@ import threading
 import weakref
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from ..lexical import LexicalIndex, mapped
@@ -167,7 +168,13 @@ class Segment:
 
     def search(self, vector: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids, similarities) of the k most similar live rows, best first (exact)."""
-        scores = self.vectors @ vector
+        # faiss's SIMD loop, not numpy's BLAS: one query against many rows, on one thread, with
+        # no thread pool spinning against other requests (10-20x faster on a loaded machine).
+        scores = np.empty(len(self), dtype=np.float32)
+        if len(self):
+            query = np.ascontiguousarray(vector, dtype=np.float32)
+            faiss.fvec_inner_products_ny(faiss.swig_ptr(scores), faiss.swig_ptr(query),
+                                         faiss.swig_ptr(self.vectors), len(query), len(self))
         if live is not None:
             scores[~live] = -np.inf
         k = min(k, len(scores) if live is None else int(np.count_nonzero(live)))
