@@ -7,6 +7,7 @@ everything is written into a new version folder that replaces the active one onl
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -22,9 +23,9 @@ from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
 from .loaders import file_hash, find_files
 from .index.manifest import DocumentEntry
-from .index.writer import VersionWriter
+from .index.writer import BUILD_FILE, PENDING_DIR, VersionWriter
 from .store import Snapshot, check_compatible, open_snapshot, read_current
-from .types import Chunk, Document, IndexStats, LoadError, RagError
+from .types import Chunk, Document, IndexCorruptError, IndexStats, LoadError, RagError
 
 CHUNKER_VERSION = 1
 _MAX_TITLE_TOKENS = 32
@@ -138,21 +139,41 @@ def build_locked(
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
-    base: Snapshot | None = None
-    if not full and read_current(index_dir) is not None:
+    kind = _build_kind(index_dir, settings, full)
+    base = _pending_build(index_dir, kind)
+    resumed = base is not None
+    if base is None and not full and read_current(index_dir) is not None:
         base = open_snapshot(index_dir, verify=False)
     try:
         if base is not None:
             check_compatible(base.manifest, settings.model, chunking_parameters(settings), index_dir)
         plan = _plan(corpus_dir, base.manifest.documents if base else {}, settings)
-        if base is not None and not plan.to_read and not plan.removed:
+        if base is not None and not resumed and not plan.to_read and not plan.removed:
             plan.stats.chunks = len(base)
             return plan.stats
-        _write(index_dir, base, plan, settings, progress)
+        _write(index_dir, base, plan, settings, progress, kind, resumed)
         return plan.stats
     finally:
         if base is not None:
             base.close()
+
+
+def _build_kind(index_dir: Path, settings: Settings, full: bool) -> dict:
+    """What a build is: a pending build is resumed only by a build of the same kind."""
+    return {"model": settings.model, "chunking": chunking_parameters(settings), "full": full,
+            "base": None if full else read_current(index_dir)}
+
+
+def _pending_build(index_dir: Path, kind: dict) -> Snapshot | None:
+    """The segments a build of this kind recorded before it died, to resume from; None if there
+    are none (or they are unusable: the build then starts over)."""
+    pending = index_dir / PENDING_DIR
+    try:
+        if json.loads((pending / BUILD_FILE).read_text()) != kind:
+            return None
+        return Snapshot(pending, verify=True)
+    except (OSError, ValueError, IndexCorruptError):
+        return None
 
 
 def _plan(corpus_dir: Path, known: dict[str, DocumentEntry], settings: Settings) -> _Plan:
@@ -225,9 +246,11 @@ class _Batch:
         return done
 
 
-def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settings, progress: bool) -> None:
+def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settings, progress: bool,
+           kind: dict, resumed: bool) -> None:
     """Read, chunk and embed the changed files a batch at a time, handing each batch to the
-    writer as it is embedded (memory stays bounded), and commit the new version."""
+    writer as it is embedded (memory stays bounded: the writer seals a segment every
+    SEGMENT_CHUNKS and records it for a resumed build), and commit the new version."""
     known = base.manifest.documents if base else {}
     batch = _Batch(settings)
     writer: VersionWriter | None = None
@@ -237,7 +260,7 @@ def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settin
         nonlocal writer, next_id
         if writer is None:
             writer = VersionWriter(index_dir, base, batch.embedder.dimension if batch.embedder
-                                   else base.manifest.dimension)
+                                   else base.manifest.dimension, resumable=kind)
         for doc, chunks, vectors, sentences in batch.embed() if len(batch.documents) else []:
             ids = list(range(next_id, next_id + len(chunks)))
             writer.remove_document(doc.doc_id)
@@ -268,7 +291,8 @@ def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settin
                 batch.add(doc)
                 if len(batch) >= EMBED_BATCH_CHUNKS:
                     flush()
-        if base is not None and not plan.removed and not plan.stats.added and not plan.stats.updated:
+        if (base is not None and not resumed and not plan.removed and not plan.stats.added
+                and not plan.stats.updated):
             plan.stats.chunks = len(base)  # the changed files had the same content after all
             return
         if base is None and batch.embedder is None:

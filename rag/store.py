@@ -73,7 +73,7 @@ def check_compatible(manifest, model: str, chunking: dict, where: Path) -> None:
         )
 
 
-class _VersionGone(Exception):
+class _VersionGone(IndexCorruptError):
     """The version was removed between reading CURRENT and locking it: read CURRENT again."""
 
 

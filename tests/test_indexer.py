@@ -219,3 +219,55 @@ def test_an_index_of_the_first_format_asks_for_a_full_rebuild(corpus, tmp_path):
         build_index(corpus, index_dir)
     assert build_index(corpus, index_dir, full=True).added == 3
     assert _top_doc("When did the Icelandic volcano erupt?", index_dir) == "volcanoes.txt"
+
+
+def test_a_full_build_killed_midway_resumes_from_its_last_segment(corpus, tmp_path, monkeypatch, embedded_texts):
+    import rag.index.writer as writer
+    import rag.indexer as indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH_CHUNKS", 1)
+    monkeypatch.setattr(writer, "SEGMENT_CHUNKS", 1)  # every document is a segment of its own
+    recorded = []
+
+    def dies_at_the_second_segment(step):
+        if step == "segment-recorded":
+            recorded.append(step)
+            if len(recorded) == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_reached", dies_at_the_second_segment)
+    index_dir = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, index_dir, full=True)
+    assert read_current(index_dir) is None, "readers saw a half-built version"
+
+    monkeypatch.setattr(writer, "_reached", lambda step: None)
+    embedded_texts.clear()
+    stats = build_index(corpus, index_dir, full=True)
+    assert len(embedded_texts) == 1, "documents of recorded segments were embedded again"
+    assert (stats.added, stats.unchanged, stats.chunks) == (1, 2, 3)
+    assert not (index_dir / writer.PENDING_DIR).exists()
+    assert _top_doc("When did the Icelandic volcano erupt?", index_dir) == "volcanoes.txt"
+    assert _top_doc("Moon gravity tidal bulges", index_dir) == "tides.txt"
+
+
+def test_a_pending_build_of_another_kind_is_not_resumed(corpus, tmp_path, monkeypatch, embedded_texts):
+    import rag.index.writer as writer
+    import rag.indexer as indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH_CHUNKS", 1)
+    monkeypatch.setattr(writer, "SEGMENT_CHUNKS", 1)
+
+    def dies(step):
+        if step == "segment-recorded":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_reached", dies)
+    index_dir = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, index_dir, full=True)
+    monkeypatch.setattr(writer, "_reached", lambda step: None)
+    embedded_texts.clear()
+    build_index(corpus, index_dir, settings=load_settings(chunk_tokens=64))
+    assert len(embedded_texts) == 3
+    assert open_snapshot(index_dir).manifest.chunking["max_tokens"] == 64

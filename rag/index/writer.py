@@ -59,6 +59,10 @@ SMALLEST_CLASS = 1_000
 COMPACT_BELOW = 0.5
 #: Old versions kept besides the current one, so a damaged current one has a fallback.
 KEPT_VERSIONS = 1
+#: Where a build records the segments it has sealed so far, for the next build to resume from.
+PENDING_DIR = "pending"
+#: What the pending build is (model, chunking, base version, full), to resume only the same build.
+BUILD_FILE = "build.json"
 #: ``RAG_INDEX_FAULT=<step>`` kills the build at that step (crash tests; see :func:`_reached`).
 FAULT_VARIABLE = "RAG_INDEX_FAULT"
 
@@ -246,12 +250,21 @@ class VersionWriter:
     ``base`` None starts from nothing (a full build): the old segments stay until the new version
     is current and no reader holds a version listing them."""
 
-    def __init__(self, index_dir: Path, base: Snapshot | None, dimension: int):
+    def __init__(self, index_dir: Path, base: Snapshot | None, dimension: int, *,
+                 resumable: dict | None = None):
+        """``resumable`` describes the build (model, chunking, base version, full); each segment
+        sealed before the commit is then recorded in a pending version, which the next build of
+        the same description resumes from if this one dies. Readers never see it."""
         self.index_dir = Path(index_dir)
         self.segments_dir = self.index_dir / SEGMENTS_DIR
         self.segments_dir.mkdir(parents=True, exist_ok=True)
-        _remove_unpublished(self.index_dir)
+        resuming = base is not None and base.path.name == PENDING_DIR
+        _remove_unpublished(self.index_dir, keep_pending=resuming)
         self.dimension = dimension
+        self._resumable = resumable
+        self._recorded: set[str] = set()  # segments a pending version lists
+        self._hashes = {} if base is None else {d: e.content_hash for d, e in base.manifest.documents.items()}
+        self._next_id = 0 if base is None else base.manifest.next_chunk_id
         self.base = base
         self._deleted: dict[str, set[str]] = {}  # segment -> documents deleted from it
         self._located: dict[str, str] = {} if base is None else {
@@ -269,6 +282,7 @@ class VersionWriter:
 
     def remove_document(self, doc_id: str) -> None:
         segment = self._located.pop(doc_id, None)
+        self._hashes.pop(doc_id, None)
         if segment is None:
             return
         self._deleted.setdefault(segment, set()).add(doc_id)
@@ -284,24 +298,46 @@ class VersionWriter:
             self._builder = _SegmentBuilder(self._new_segment_path(), self.dimension)
         self._builder.add(doc, chunks, chunk_ids, vectors, sentences or {})
         self._located[doc.doc_id] = self._builder.path.name
+        self._hashes[doc.doc_id] = doc.content_hash
+        self._next_id = max([self._next_id, *[i + 1 for i in chunk_ids]])
         if len(self._builder.ids) >= SEGMENT_CHUNKS:
             self._seal_builder()
+            if self._resumable is not None:
+                self._record_pending()
 
     def _seal_builder(self) -> None:
         builder, self._builder = self._builder, None
         if builder is not None:
             self._refs.append(builder.write())
 
+    def _live_refs(self) -> list[SegmentRef]:
+        """The segments with their deletions so far, without those left holding nothing."""
+        holding = set(self._located.values())
+        return [SegmentRef(r.name, r.sha256, tuple(sorted(set(r.deleted) | self._deleted.get(r.name, set()))))
+                for r in self._refs if r.name in holding]
+
+    def _record_pending(self) -> None:
+        """Record what is sealed so far as the pending version (fsynced, not current)."""
+        refs = self._live_refs()
+        record = Manifest(
+            model=self._resumable["model"], dimension=self.dimension, chunking=self._resumable["chunking"],
+            next_chunk_id=self._next_id, built_at="",
+            documents={d: DocumentEntry(self._hashes[d], segment) for d, segment in self._located.items()},
+            segments=tuple(refs))
+        pending = self.index_dir / PENDING_DIR
+        pending.mkdir(exist_ok=True)
+        (pending / READERS_FILE).touch()
+        write_durably(pending / BUILD_FILE, json.dumps(self._resumable, sort_keys=True))
+        write_durably(pending / MANIFEST_FILE, record.to_json())
+        self._recorded = {r.name for r in refs}
+        _reached("segment-recorded")
+
     def commit(self, manifest: dict) -> None:
         """Publish the version; ``manifest`` gives model, dimension, chunking, next_chunk_id,
         built_at, documents (doc_id -> content hash) and optionally file_stats (doc_id ->
         (size, mtime_ns)) for the documents whose file was read as it is now."""
         self._seal_builder()
-        refs = [SegmentRef(r.name, r.sha256, tuple(sorted(set(r.deleted) | self._deleted.get(r.name, set()))))
-                for r in self._refs]
-        holding = set(self._located.values())
-        refs = [r for r in refs if r.name in holding]
-        refs = self._merged(refs)
+        refs = self._merged(self._live_refs())
         stats = manifest.get("file_stats", {})
         documents = {}
         for doc_id, content_hash in manifest["documents"].items():
@@ -321,6 +357,7 @@ class VersionWriter:
         write_durably(self.index_dir / CURRENT_FILE, version.name)
         self._written = []
         _reached("after-switch")
+        shutil.rmtree(self.index_dir / PENDING_DIR, ignore_errors=True)
         remove_unused(self.index_dir)
 
     def _merged(self, refs: list[SegmentRef]) -> list[SegmentRef]:
@@ -343,17 +380,22 @@ class VersionWriter:
             refs = refs[:start] + [merged] + refs[end:]
 
     def abort(self) -> None:
-        """Remove every segment this writer wrote; the current version stays as it was."""
+        """Remove the segments this writer wrote, except those a pending version records (the
+        next build resumes from them); the current version stays as it was."""
         if self._builder is not None:
             self._builder.discard()
             self._builder = None
         for path in self._written:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.name not in self._recorded:
+                shutil.rmtree(path, ignore_errors=True)
         self._written = []
 
 
-def _remove_unpublished(index_dir: Path) -> None:
-    """Versions numbered above CURRENT were written by a build that died before publishing them."""
+def _remove_unpublished(index_dir: Path, keep_pending: bool) -> None:
+    """Versions numbered above CURRENT were written by a build that died before publishing them;
+    a pending version not being resumed is stale."""
+    if not keep_pending:
+        shutil.rmtree(index_dir / PENDING_DIR, ignore_errors=True)
     current = version_number(read_current(index_dir) or "") or 0
     for path in index_dir.glob("v-*"):
         if (version_number(path.name) or 0) > current:
@@ -400,6 +442,8 @@ def remove_unused(index_dir: Path) -> None:
         if path.is_dir() and version_number(path.name) is None:
             shutil.rmtree(path, ignore_errors=True)
     listed = set()
+    if (index_dir / PENDING_DIR / MANIFEST_FILE).exists():
+        remaining.append(index_dir / PENDING_DIR)
     for path in remaining:
         try:
             listed.update(ref.name for ref in Manifest.read(path / MANIFEST_FILE).segments)
