@@ -1,7 +1,10 @@
-"""Incremental, atomic index builds: only new and changed documents are embedded.
+"""Incremental, atomic index builds: only new and changed documents are read and embedded.
 
-One build at a time holds ``index_dir/.lock`` (an OS file lock, so it dies with its process);
-everything is written into a new version folder that replaces the active one only when complete.
+One build at a time holds ``index_dir/.lock`` (an OS file lock, so it dies with its process).
+A file whose size and mtime are as indexed is not even read; the model is loaded only when a
+document needs embedding. Changed documents are embedded a batch at a time and written into new
+segments (rag.index.writer); the new version becomes current only at the commit, and a build
+that dies resumes from the segments it had recorded.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .index.manifest import FIX, Manifest
+from .index.manifest import FIX, MANIFEST_FILE, Manifest
 from .index.segments import SEGMENTS_DIR, Segment
 from .lexical import LexicalIndex
 from .types import (
@@ -39,7 +39,6 @@ from .types import (
 )
 
 CURRENT_FILE = "CURRENT"
-MANIFEST_FILE = "manifest.json"
 READERS_FILE = "READERS"
 VERSION_NAME = re.compile(r"v-(\d{8})$")
 _OPEN_ATTEMPTS = 5
@@ -119,7 +118,7 @@ class Snapshot:
             self._index_rows()
             self.lexical = LexicalIndex.combined(
                 [(segment.lexical, live) for segment, live in zip(self._segments, self._live)])
-            self._segment_of = {s.path.name: s for s in self._segments}
+            self._deleted = [frozenset(ref.deleted) for ref in self.manifest.segments]
             for segment in self._segments:
                 if segment.info["dimension"] != self.manifest.dimension:
                     raise IndexCorruptError(f"{segment.path} holds vectors of dimension "
@@ -170,22 +169,30 @@ class Snapshot:
         order = np.lexsort((ids, -scores))[:k]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
-    def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised)."""
+    def vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored vector of each given chunk (ids not in the version are left out)."""
         found, segments, rows = self._locate(chunk_ids)
-        result = {}
+        stored = {}
         for n in np.unique(segments[found]):
             mine = found & (segments == n)
-            scores = np.asarray(self._segments[n].vectors[np.sort(rows[mine])]) @ vector
-            by_row = dict(zip(np.sort(rows[mine]).tolist(), scores.tolist()))
-            result.update({int(c): by_row[int(r)] for c, r in zip(np.asarray(chunk_ids)[mine], rows[mine])})
-        return {c: result[c] for c in chunk_ids if c in result}
+            order = np.argsort(rows[mine])  # memory-mapped rows read in file order
+            block = np.asarray(self._segments[n].vectors[rows[mine][order]])
+            stored.update(zip(np.asarray(chunk_ids, dtype=np.int64)[mine][order].tolist(), block))
+        return {c: stored[c] for c in chunk_ids if c in stored}
+
+    def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
+        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised)."""
+        stored = self.vectors(chunk_ids)
+        if not stored:
+            return {}
+        return dict(zip(stored, (np.vstack(list(stored.values())) @ vector).tolist()))
 
     def sentence_vectors(self, places: list[Place]) -> dict[Place, np.ndarray]:
         """The stored vector of each sentence place that has one."""
         found = {}
+        holding = {doc_id: self._segment_holding(doc_id) for doc_id in {p[0] for p in places}}
         for place in places:
-            segment = self._segment_holding(place[0])
+            segment = holding[place[0]]
             if segment is None:
                 continue
             row = segment.query("SELECT row FROM sentences WHERE doc_id = ? AND start = ? AND end = ?", place)
@@ -214,8 +221,11 @@ class Snapshot:
         return records
 
     def _segment_holding(self, doc_id: str) -> Segment | None:
-        entry = self.manifest.documents.get(doc_id)
-        return None if entry is None else self._segment_of.get(entry.segment)
+        """The one segment where the document is live (newer segments replace older ones)."""
+        for segment, deleted in zip(reversed(self._segments), reversed(self._deleted)):
+            if doc_id not in deleted and segment.query("SELECT 1 FROM documents WHERE doc_id = ?", (doc_id,)):
+                return segment
+        return None
 
     def document(self, doc_id: str) -> Document:
         segment = self._segment_holding(doc_id)
@@ -229,10 +239,10 @@ class Snapshot:
 
     def documents(self) -> list[DocumentInfo]:
         infos = []
-        for segment in self._segments:
+        for segment, deleted in zip(self._segments, self._deleted):
             for doc_id, title, chunks, starts, indexed_at in segment.query(
                     "SELECT doc_id, title, chunks, page_starts, indexed_at FROM documents"):
-                if self._segment_holding(doc_id) is segment:
+                if doc_id not in deleted:
                     infos.append(DocumentInfo(doc_id, title, chunks, len(json.loads(starts)) or None, indexed_at))
         return sorted(infos, key=lambda info: info.doc_id)
 
@@ -261,13 +271,13 @@ def open_snapshot(index_dir: Path, *, verify: bool = True) -> Snapshot:
             raise IndexCorruptError(f"{index_dir / CURRENT_FILE} names {name}, which is missing; {FIX}")
         try:
             return Snapshot(version_dir, verify)
-        except (_VersionGone, IndexCorruptError) as error:
+        except IndexCorruptError as error:
             if read_current(index_dir) != name:
                 continue  # a build replaced the version meanwhile
             missing = next((version_dir / f for f in (MANIFEST_FILE, READERS_FILE)
                             if not (version_dir / f).exists()), version_dir)
-            damage = error if isinstance(error, IndexCorruptError) else IndexCorruptError(
-                f"{missing} is missing; {FIX}")
+            damage = IndexCorruptError(f"{missing} is missing; {FIX}") if isinstance(
+                error, _VersionGone) else error
             return _fall_back(index_dir, name, damage, verify)
     raise IndexCorruptError(f"{index_dir} keeps changing under this reader; try again")
 
@@ -279,7 +289,7 @@ def _fall_back(index_dir: Path, current: str, damage: IndexCorruptError, verify:
             continue
         try:
             snapshot = Snapshot(index_dir / name, verify)
-        except (IndexCorruptError, _VersionGone):
+        except IndexCorruptError:
             continue
         snapshot.fallback_reason = f"the current index version is damaged ({damage}); reading {name}, the last good one"
         _log.warning("%s", snapshot.fallback_reason)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag import build_index, retrieve
-from rag.index.manifest import Manifest
+from rag.index.manifest import DOCUMENTS_FILE, Manifest
 from rag.index.segments import LEXICAL_DIR, META_FILE, SEGMENT_FILE, SEGMENTS_DIR, VECTORS_FILE
 from rag.retriever import Retriever
 from rag.store import CURRENT_FILE, MANIFEST_FILE, Snapshot, open_snapshot, read_current
@@ -91,6 +91,13 @@ def test_missing_segment_file_names_it(index_copy, name):
 def test_missing_manifest_names_it(index_copy):
     (_version(index_copy) / MANIFEST_FILE).unlink()
     with pytest.raises(IndexCorruptError, match=rf"{MANIFEST_FILE} is missing.*--full"):
+        open_snapshot(index_copy)
+
+
+def test_damaged_document_table_is_reported(index_copy):
+    path = _version(index_copy) / DOCUMENTS_FILE
+    path.write_text(path.read_text()[:-5])
+    with pytest.raises(IndexCorruptError, match=rf"{DOCUMENTS_FILE}.*--full"):
         open_snapshot(index_copy)
 
 

@@ -8,7 +8,9 @@ code written against that.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from ..types import IndexCorruptError
 
 FORMAT_VERSION = 2
 FIX = "rebuild it with `rag index --full`"
+MANIFEST_FILE = "manifest.json"
+DOCUMENTS_FILE = "documents.json"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,45 @@ class SegmentRef:
     deleted: tuple[str, ...] = ()
 
 
+class _Documents(Mapping):
+    """A version's document table (doc_id -> DocumentEntry), read from its own file on first
+    use: opening a version, and so a reader's switch to it, does not cost the number of
+    documents; only builds and listings read it."""
+
+    def __init__(self, path: Path, size: int, sha256: str):
+        self._path, self._size, self._sha256 = path, size, sha256
+        self._entries: dict[str, DocumentEntry] | None = None
+
+    def check_size(self) -> None:
+        try:
+            size = self._path.stat().st_size
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{self._path} is missing; {FIX}") from None
+        if size != self._size:
+            raise IndexCorruptError(f"{self._path} was modified or truncated after the build; {FIX}")
+
+    def _load(self) -> dict[str, DocumentEntry]:
+        if self._entries is None:
+            try:
+                raw = self._path.read_bytes()
+            except FileNotFoundError:
+                raise IndexCorruptError(f"{self._path} is missing; {FIX}") from None
+            if hashlib.sha256(raw).hexdigest() != self._sha256:
+                raise IndexCorruptError(f"{self._path} was modified or truncated after the build; {FIX}")
+            self._entries = {d: DocumentEntry(h, s, int(size), int(mtime))
+                             for d, (h, s, size, mtime) in json.loads(raw).items()}
+        return self._entries
+
+    def __getitem__(self, doc_id: str) -> DocumentEntry:
+        return self._load()[doc_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
 @dataclass(frozen=True)
 class Manifest:
     model: str
@@ -45,7 +88,7 @@ class Manifest:
     chunking: dict
     next_chunk_id: int
     built_at: str
-    documents: dict[str, DocumentEntry] = field(default_factory=dict)
+    documents: Mapping[str, DocumentEntry] = field(default_factory=dict)
     segments: tuple[SegmentRef, ...] = ()
     format_version: int = FORMAT_VERSION
 
@@ -60,18 +103,22 @@ class Manifest:
             return getattr(self, key)
         raise KeyError(key)
 
-    def to_json(self) -> str:
-        return json.dumps({
+    def save(self, directory: Path, write: Callable[[Path, str], None]) -> None:
+        """Write the document table, then the manifest naming its checksum, with ``write``."""
+        documents = json.dumps({d: [e.content_hash, e.segment, e.size, e.mtime_ns]
+                                for d, e in sorted(self.documents.items())}, sort_keys=True)
+        write(directory / DOCUMENTS_FILE, documents)
+        write(directory / MANIFEST_FILE, json.dumps({
             "format_version": self.format_version, "model": self.model, "dimension": self.dimension,
             "chunking": self.chunking, "next_chunk_id": self.next_chunk_id, "built_at": self.built_at,
-            "documents": {d: [e.content_hash, e.segment, e.size, e.mtime_ns]
-                          for d, e in sorted(self.documents.items())},
+            "documents": {"size": len(documents.encode()), "sha256": hashlib.sha256(documents.encode()).hexdigest()},
             "segments": [[s.name, s.sha256, list(s.deleted)] for s in self.segments],
-        }, sort_keys=True)
+        }, sort_keys=True))
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
-        """The manifest at ``path``; IndexCorruptError naming the file and the fix otherwise."""
+        """The manifest at ``path`` (its document table is read on first use); IndexCorruptError
+        naming the file and the fix otherwise."""
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError as e:
@@ -90,13 +137,15 @@ class Manifest:
                 f"{path.parent} is an index of format {version}, from an older version of rag, "
                 f"which this one no longer reads; {FIX}")
         try:
-            return cls(
+            documents = _Documents(path.parent / DOCUMENTS_FILE, int(raw["documents"]["size"]),
+                                   raw["documents"]["sha256"])
+            manifest = cls(
                 model=raw["model"], dimension=int(raw["dimension"]), chunking=raw["chunking"],
-                next_chunk_id=int(raw["next_chunk_id"]), built_at=raw["built_at"],
-                documents={d: DocumentEntry(h, s, int(size), int(mtime))
-                           for d, (h, s, size, mtime) in raw["documents"].items()},
+                next_chunk_id=int(raw["next_chunk_id"]), built_at=raw["built_at"], documents=documents,
                 segments=tuple(SegmentRef(n, h, tuple(deleted)) for n, h, deleted in raw["segments"]),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise IndexCorruptError(f"{path} is incomplete ({e!r}); {FIX}") from e
+        documents.check_size()
+        return manifest
 

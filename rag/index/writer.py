@@ -328,7 +328,7 @@ class VersionWriter:
         pending.mkdir(exist_ok=True)
         (pending / READERS_FILE).touch()
         write_durably(pending / BUILD_FILE, json.dumps(self._resumable, sort_keys=True))
-        write_durably(pending / MANIFEST_FILE, record.to_json())
+        record.save(pending, write_durably)
         self._recorded = {r.name for r in refs}
         _reached("segment-recorded")
 
@@ -350,7 +350,7 @@ class VersionWriter:
         version = self.index_dir / _next_version(self.index_dir)
         version.mkdir()
         (version / READERS_FILE).touch()
-        write_durably(version / MANIFEST_FILE, record.to_json())
+        record.save(version, write_durably)
         _fsync_file(version / READERS_FILE)
         _fsync_dir(self.index_dir)
         _reached("before-switch")
