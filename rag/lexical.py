@@ -123,10 +123,13 @@ class LexicalIndex:
     def __init__(self, parts: list[tuple[_Postings, np.ndarray, np.ndarray | None]]):
         self._parts = parts
         ids = np.concatenate([ids for _, ids, _ in parts]) if parts else np.zeros(0, np.int64)
-        order = np.argsort(ids, kind="stable")
-        self._chunk_ids = _ascending(ids[order])
-        position = np.empty(len(ids), dtype=np.int64)
-        position[order] = np.arange(len(ids))
+        if np.all(ids[1:] > ids[:-1]):  # parts in id order, as an index's segments are: no sort
+            self._chunk_ids, position = ids, np.arange(len(ids))
+        else:
+            order = np.argsort(ids, kind="stable")
+            self._chunk_ids = _ascending(ids[order])
+            position = np.empty(len(ids), dtype=np.int64)
+            position[order] = np.arange(len(ids))
         offsets = np.cumsum([0] + [len(ids) for _, ids, _ in parts])
         self._positions = [position[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
         live_lengths = [p.lengths if live is None else np.asarray(p.lengths)[live] for p, _, live in parts]

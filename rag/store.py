@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -136,7 +135,7 @@ class Snapshot:
             segments.append(np.full(len(held), n, dtype=np.int32))
             rows.append(held)
         ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
+        order = np.arange(len(ids)) if np.all(ids[1:] > ids[:-1]) else np.argsort(ids, kind="stable")
         self._ids = ids[order]
         self._id_segment = np.concatenate(segments)[order] if segments else np.zeros(0, np.int32)
         self._id_row = np.concatenate(rows)[order] if rows else np.zeros(0, np.int64)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rag import answer, build_index, retrieve
+from rag import build_index, retrieve
 from rag.chunking import split_sentences
 from rag.config import load_settings
 from rag.embedding import Embedder
