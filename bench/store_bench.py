@@ -233,11 +233,30 @@ def query_costs(store, index_dir: Path, data: Synthetic, queries: np.ndarray) ->
             "load": load_average()}
 
 
+def flat_scan(rows: int, queries: np.ndarray) -> dict:
+    """The exact dense search of one segment of ``rows`` chunks (the code path of
+    Segment.search, on random vectors in memory): what a query costs before an approximate
+    index would be needed."""
+    from rag.index.segments import Segment
+
+    segment = Segment.__new__(Segment)
+    rng = np.random.default_rng(7)
+    segment.vectors = rng.standard_normal((rows, DIMENSION), dtype=np.float32)
+    segment.chunk_ids = np.arange(rows, dtype=np.int64)
+    times = []
+    for vector in queries:
+        start = time.perf_counter()
+        segment.search(vector, 10, None)
+        times.append(time.perf_counter() - start)
+    return {"rows": rows, "dense_p50_ms": 1000 * statistics.median(times), "load": load_average()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--implementations", default="main,v2")
+    parser.add_argument("--scan-rows", default="", help="also time exact search of one segment of these sizes")
     parser.add_argument("--build-child", nargs=2, metavar=("IMPLEMENTATION", "INDEX_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     documents = args.chunks // CHUNKS_PER_DOC
@@ -249,7 +268,7 @@ def main() -> None:
     results = {"chunks": args.chunks, "threads": os.environ["OMP_NUM_THREADS"], "cpu_count": os.cpu_count()}
     data = Synthetic()
     queries = data.query_vectors(50)
-    for implementation in args.implementations.split(","):
+    for implementation in [i for i in args.implementations.split(",") if i]:
         index_dir = work / f"index-{implementation}"
         child = subprocess.run(
             [sys.executable, __file__, "--chunks", str(args.chunks), "--work", str(work),
@@ -262,6 +281,7 @@ def main() -> None:
         result["queries"] = query_costs(store, index_dir, data, queries)
         results[implementation] = result
         print(json.dumps({implementation: result}, indent=1), flush=True)
+    results["flat_scan"] = [flat_scan(int(rows), queries) for rows in args.scan_rows.split(",") if rows]
     print(json.dumps(results, indent=1))
 
 

@@ -123,19 +123,31 @@ class LexicalIndex:
     def __init__(self, parts: list[tuple[_Postings, np.ndarray, np.ndarray | None]]):
         self._parts = parts
         ids = np.concatenate([ids for _, ids, _ in parts]) if parts else np.zeros(0, np.int64)
-        if np.all(ids[1:] > ids[:-1]):  # parts in id order, as an index's segments are: no sort
-            self._chunk_ids, position = ids, np.arange(len(ids))
+        offsets = np.cumsum([0] + [len(ids) for _, ids, _ in parts]).tolist()
+        # Where each part's rows sit among all ids: a slice when the parts are in id order (as
+        # an index's segments are), else positions found by sorting.
+        self._positions: list[slice | np.ndarray]
+        if np.all(ids[1:] > ids[:-1]):
+            self._chunk_ids = ids
+            self._positions = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
         else:
             order = np.argsort(ids, kind="stable")
             self._chunk_ids = _ascending(ids[order])
             position = np.empty(len(ids), dtype=np.int64)
             position[order] = np.arange(len(ids))
-        offsets = np.cumsum([0] + [len(ids) for _, ids, _ in parts])
-        self._positions = [position[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            self._positions = [position[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
         live_lengths = [p.lengths if live is None else np.asarray(p.lengths)[live] for p, _, live in parts]
         self._live_count = sum(len(lengths) for lengths in live_lengths)
         total_length = sum(float(np.sum(lengths, dtype=np.int64)) for lengths in live_lengths)
-        self._average_length = total_length / self._live_count if self._live_count else 1.0
+        average_length = total_length / self._live_count if self._live_count else 1.0
+        # Each row's length normalisation, once per version; infinite for a deleted row, whose
+        # term frequencies then add nothing.
+        self._norms = []
+        for postings, _, live in parts:
+            norm = (K1 * ((1 - B) + B * np.asarray(postings.lengths) / average_length)).astype(np.float32)
+            if live is not None:
+                norm[~live] = np.inf
+            self._norms.append(norm)
         self._vocabulary: dict[str, int] | None = None
 
     @classmethod
@@ -220,22 +232,25 @@ class LexicalIndex:
         """BM25 of a bag of index terms (a repeated term counts again, as in bm25s)."""
         scores = np.zeros(len(self._chunk_ids), dtype=np.float32)
         for term in terms:
-            found = []
-            for (postings, _, live), position in zip(self._parts, self._positions):
+            found, frequency = [], 0
+            for (postings, _, live), position, norm in zip(self._parts, self._positions, self._norms):
                 rows, tf = postings.postings(term)
-                if live is not None and len(rows):
-                    held = live[rows]
-                    rows, tf = rows[held], tf[held]
                 if len(rows):
-                    found.append((postings, position, rows, tf))
-            frequency = sum(len(rows) for _, _, rows, _ in found)
+                    frequency += len(rows) if live is None else int(np.count_nonzero(live[rows]))
+                    found.append((position, norm, rows, tf))
             if not frequency:
                 continue
             idf = math.log(1 + (self._live_count - frequency + 0.5) / (frequency + 0.5))
-            for postings, position, rows, tf in found:
-                lengths = np.asarray(postings.lengths)[rows]
-                norm = K1 * ((1 - B) + B * lengths / self._average_length)
-                scores[position[rows]] += (idf * tf / (norm + tf)).astype(np.float32)
+            for position, norm, rows, tf in found:
+                tf = tf.astype(np.float32)
+                weight = norm[rows]
+                weight += tf
+                np.divide(tf, weight, out=weight)
+                weight *= np.float32(idf)
+                if isinstance(position, slice):
+                    scores[position][rows] += weight
+                else:
+                    scores[position[rows]] += weight
         return LexicalScores(self._chunk_ids, scores)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
