@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -234,3 +236,25 @@ def test_incremental_index_scores_as_a_full_rebuild_does(tmp_path, monkeypatch):
         assert [p[:2] for p in by_place(incremental, incremental.search_dense(vector, 5))] == [
             p[:2] for p in by_place(full, full.search_dense(vector, 5))]
     assert incremental.lexical.vocabulary() == full.lexical.vocabulary()
+
+
+def test_a_version_read_by_another_process_is_kept_until_it_lets_go(tmp_path):
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom rag.store import open_snapshot\n"
+         "snapshot = open_snapshot(sys.argv[1])\nprint(snapshot.path.name, flush=True)\ntime.sleep(120)\n",
+         str(index_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        held = reader.stdout.readline().strip()
+        for n in range(2):
+            (corpus / f"extra-{n}.txt").write_text(f"Extra {n}\nA note about lighthouse number {n}.")
+            build_index(corpus, index_dir)
+        assert (index_dir / held).exists(), "a build removed a version another process reads"
+    finally:
+        reader.kill()
+        reader.wait()
+        reader.stdout.close()
+    (corpus / "extra-0.txt").unlink()
+    build_index(corpus, index_dir)
+    assert not (index_dir / held).exists()
