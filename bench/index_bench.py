@@ -27,7 +27,7 @@ import torch
 from rag import build_index, load_settings, retrieve
 from rag.embedding import Embedder, embedder_for, resolve_model_path
 from rag.indexer import embedding_text
-from rag.store import VECTORS_FILE, open_snapshot
+from rag.store import open_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "beir" / "scifact"
@@ -66,9 +66,7 @@ def raw_sentence_transformer(settings):
 
 def stored_vectors(index_dir: Path) -> np.ndarray:
     snapshot = open_snapshot(index_dir)
-    vectors = faiss.read_index(str(snapshot.path / VECTORS_FILE))
-    ids = faiss.vector_to_array(vectors.id_map)
-    return np.vstack([vectors.reconstruct(int(i)) for i in ids])
+    return np.vstack(list(snapshot.vectors(list(range(snapshot.manifest.next_chunk_id))).values()))
 
 
 def bench_indexing(corpus: Path, index_dir: Path, settings) -> dict:

@@ -1,12 +1,16 @@
-"""Incremental, atomic index builds: only new and changed documents are embedded.
+"""Incremental, atomic index builds: only new and changed documents are read and embedded.
 
-One build at a time holds ``index_dir/.lock`` (an OS file lock, so it dies with its process);
-everything is written into a new version folder that replaces the active one only when complete.
+One build at a time holds ``index_dir/.lock`` (an OS file lock, so it dies with its process).
+A file whose size and mtime are as indexed is not even read; the model is loaded only when a
+document needs embedding. Changed documents are embedded a batch at a time and written into new
+segments (rag.index.writer); the new version becomes current only at the commit, and a build
+that dies resumes from the segments it had recorded.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from contextlib import contextmanager
@@ -21,12 +25,16 @@ from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
 from .loaders import file_hash, find_files
-from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
-from .types import Chunk, Document, IndexStats, LoadError, RagError
+from .index.manifest import DocumentEntry
+from .index.writer import BUILD_FILE, PENDING_DIR, VersionWriter
+from .store import Snapshot, check_compatible, open_snapshot, read_current
+from .types import Chunk, Document, IndexCorruptError, IndexStats, LoadError, RagError
 
 CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
 _MAX_TITLE_TOKENS = 32
 LOCK_FILE = ".lock"
+#: Chunks embedded together and handed to the writer at once: a build's memory stays bounded.
+EMBED_BATCH_CHUNKS = 256
 
 
 def chunking_parameters(settings: Settings) -> dict:
@@ -61,20 +69,13 @@ def build_lock(index_dir: Path):
 
 
 @dataclass
-class _PlannedDocument:
-    document: Document
-    title_for_embedding: str
-    chunks: list[Chunk]
-    replaces_existing: bool
-
-
-@dataclass
 class _Plan:
-    """What a build has to do, decided before anything is written."""
+    """What a build has to do, decided from file sizes and mtimes before anything is read."""
 
     stats: IndexStats
     hashes: dict[str, str] = field(default_factory=dict)  # every doc_id the new index will hold
-    documents: list[_PlannedDocument] = field(default_factory=list)
+    file_stats: dict[str, tuple[int, int]] = field(default_factory=dict)  # of files read as they are
+    to_read: list[tuple[str, Path, os.stat_result]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
 
@@ -141,100 +142,180 @@ def build_locked(
     corpus_dir, index_dir = Path(corpus_dir), Path(index_dir)
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
-    chunking = chunking_parameters(settings)
-    base: Snapshot | None = None
-    if not full and read_current(index_dir) is not None:
-        base = open_snapshot(index_dir)
+    kind = _build_kind(index_dir, settings, full)
+    base = _pending_build(index_dir, kind)
+    resumed = base is not None
+    if base is None and not full and read_current(index_dir) is not None:
+        base = open_snapshot(index_dir, verify=False)
     try:
         if base is not None:
-            check_compatible(base.manifest, settings.model, chunking, index_dir)
-        embedder = embedder_for(settings)
-        plan = _plan(corpus_dir, base.manifest["documents"] if base else {}, embedder, settings, progress)
-        if base is not None and not plan.documents and not plan.removed:
+            check_compatible(base.manifest, settings.model, chunking_parameters(settings), index_dir)
+        plan = _plan(corpus_dir, base.manifest.documents if base else {}, settings)
+        if base is not None and not resumed and not plan.to_read and not plan.removed:
             plan.stats.chunks = len(base)
             return plan.stats
-        _write(index_dir, base, plan, embedder, settings, progress)
+        _write(index_dir, base, plan, settings, progress, kind, resumed)
         return plan.stats
     finally:
         if base is not None:
             base.close()
 
 
-def _plan(
-    corpus_dir: Path, known: dict[str, str], embedder: Embedder, settings: Settings, progress: bool
-) -> _Plan:
-    """Read and chunk new and changed files; a file that fails keeps its indexed version."""
+def _build_kind(index_dir: Path, settings: Settings, full: bool) -> dict:
+    """What a build is: a pending build is resumed only by a build of the same kind."""
+    return {"model": settings.model, "chunking": chunking_parameters(settings), "full": full,
+            "base": None if full else read_current(index_dir)}
+
+
+def _pending_build(index_dir: Path, kind: dict) -> Snapshot | None:
+    """The segments a build of this kind recorded before it died, to resume from; None if there
+    are none (or they are unusable: the build then starts over)."""
+    pending = index_dir / PENDING_DIR
+    try:
+        if json.loads((pending / BUILD_FILE).read_text()) != kind:
+            return None
+        return Snapshot(pending, verify=True)
+    except (OSError, ValueError, IndexCorruptError):
+        return None
+
+
+def _plan(corpus_dir: Path, known: dict[str, DocumentEntry], settings: Settings) -> _Plan:
+    """Files whose size and mtime are as indexed are unchanged without being read; the others
+    are to be read (and hashed), and indexed documents without a file are removed."""
     files, skipped = find_files(corpus_dir, max_file_mb=settings.max_file_mb)
     plan = _Plan(IndexStats())
     for doc_id, reason in skipped:  # grown too large, unreadable …: like a file that fails to parse
-        if doc_id in known:
-            plan.hashes[doc_id] = known[doc_id]
-            reason += " (the previously indexed version is kept)"
-        plan.stats.skipped.append((doc_id, reason))
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
-        for doc_id, path in tqdm(files, desc="Reading", unit="file", disable=not progress):
-            try:
-                content_hash = file_hash(path)
-                if known.get(doc_id) == content_hash:
-                    plan.hashes[doc_id] = content_hash
-                    plan.stats.unchanged += 1
-                    continue
-                doc = reader.load(path, doc_id, content_hash)
-            except (LoadError, OSError) as e:
-                reason = str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}"
-                if doc_id in known:
-                    plan.hashes[doc_id] = known[doc_id]
-                    reason += " (the previously indexed version is kept)"
-                plan.stats.skipped.append((doc_id, reason))
-                continue
-            plan.hashes[doc_id] = content_hash
-            title, chunks = _chunk_for(embedder, settings, doc)
-            plan.documents.append(_PlannedDocument(doc, title, chunks, doc_id in known))
-    plan.removed = [doc_id for doc_id in known if doc_id not in plan.hashes]
-    plan.stats.added = sum(not p.replaces_existing for p in plan.documents)
-    plan.stats.updated = sum(p.replaces_existing for p in plan.documents)
+        _keep_previous(plan, known, doc_id, reason)
+    for doc_id, path in files:
+        try:
+            stat = path.stat()
+        except OSError as e:
+            _keep_previous(plan, known, doc_id, f"unreadable: {e.strerror or e}")
+            continue
+        entry = known.get(doc_id)
+        if entry is not None and (entry.size, entry.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            plan.hashes[doc_id] = entry.content_hash
+            plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
+            plan.stats.unchanged += 1
+        else:
+            plan.to_read.append((doc_id, path, stat))
+    found = {doc_id for doc_id, _ in files}
+    plan.removed = [doc_id for doc_id in known if doc_id not in found and doc_id not in plan.hashes]
     plan.stats.removed = len(plan.removed)
     return plan
 
 
-def _write(
-    index_dir: Path, base: Snapshot | None, plan: _Plan, embedder: Embedder, settings: Settings,
-    progress: bool,
-) -> None:
-    """Embed the planned chunks (and their sentences) and commit a new index version with them."""
-    chunks = [c for p in plan.documents for c in p.chunks]
-    texts = [embedding_text(p.title_for_embedding, c.text) for p in plan.documents for c in p.chunks]
-    # A chunk comes last in its embedded text, after its title.
-    spans = [
-        [(len(text) - len(c.text) + start, len(text) - len(c.text) + end)
-         for start, end in split_sentences(c.text)]
-        for text, c in zip(texts, chunks)
-    ]
-    vectors, span_vectors = embedder.embed_documents_and_spans(texts, spans, progress=progress)
-    writer = VersionWriter(index_dir, base, embedder.dimension)
+def _keep_previous(plan: _Plan, known: dict[str, DocumentEntry], doc_id: str, reason: str) -> None:
+    """A file that cannot be read keeps its indexed version, if it has one."""
+    if doc_id in known:
+        plan.hashes[doc_id] = known[doc_id].content_hash
+        reason += " (the previously indexed version is kept)"
+    plan.stats.skipped.append((doc_id, reason))
+
+
+class _Batch:
+    """Documents read and chunked, waiting to be embedded together (the model is loaded only
+    when the first one arrives)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.embedder: Embedder | None = None
+        self.documents: list[tuple[Document, str, list[Chunk]]] = []
+
+    def add(self, doc: Document) -> None:
+        if self.embedder is None:
+            self.embedder = embedder_for(self.settings)
+        title, chunks = _chunk_for(self.embedder, self.settings, doc)
+        self.documents.append((doc, title, chunks))
+
+    def __len__(self) -> int:
+        return sum(len(chunks) for _, _, chunks in self.documents)
+
+    def embed(self) -> list[tuple[Document, list[Chunk], np.ndarray, dict]]:
+        """Each document with its chunks' vectors and its sentences' vectors; empties the batch."""
+        chunks = [c for _, _, cs in self.documents for c in cs]
+        texts = [embedding_text(title, c.text) for _, title, cs in self.documents for c in cs]
+        # A chunk comes last in its embedded text, after its title.
+        spans = [
+            [(len(text) - len(c.text) + start, len(text) - len(c.text) + end)
+             for start, end in split_sentences(c.text)]
+            for text, c in zip(texts, chunks)
+        ]
+        vectors, span_vectors = self.embedder.embed_documents_and_spans(texts, spans)
+        done, row = [], 0
+        for doc, _, cs in self.documents:
+            rows = slice(row, row + len(cs))
+            done.append((doc, cs, vectors[rows], _sentence_vectors(cs, span_vectors[rows])))
+            row += len(cs)
+        self.documents = []
+        return done
+
+
+def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settings, progress: bool,
+           kind: dict, resumed: bool) -> None:
+    """Read, chunk and embed the changed files a batch at a time, handing each batch to the
+    writer as it is embedded (memory stays bounded: the writer seals a segment every
+    SEGMENT_CHUNKS and records it for a resumed build), and commit the new version."""
+    known = base.manifest.documents if base else {}
+    batch = _Batch(settings)
+    writer: VersionWriter | None = None
+    next_id = base.manifest.next_chunk_id if base else 0
+
+    def flush() -> None:
+        nonlocal writer, next_id
+        if writer is None:
+            writer = VersionWriter(index_dir, base, batch.embedder.dimension if batch.embedder
+                                   else base.manifest.dimension, resumable=kind)
+        for doc, chunks, vectors, sentences in batch.embed() if len(batch.documents) else []:
+            ids = list(range(next_id, next_id + len(chunks)))
+            writer.remove_document(doc.doc_id)
+            writer.add_document(doc, chunks, ids, vectors, sentences)
+            next_id += len(chunks)
+
     try:
-        next_id = base.manifest["next_chunk_id"] if base else 0
+        with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
+            for doc_id, path, stat in tqdm(plan.to_read, desc="Indexing", unit="file", disable=not progress):
+                try:
+                    content_hash = file_hash(path)
+                    if doc_id in known and known[doc_id].content_hash == content_hash:
+                        plan.hashes[doc_id] = content_hash
+                        plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
+                        plan.stats.unchanged += 1
+                        continue
+                    doc = reader.load(path, doc_id, content_hash)
+                except (LoadError, OSError) as e:
+                    _keep_previous(plan, known, doc_id,
+                                   str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}")
+                    continue
+                plan.hashes[doc_id] = content_hash
+                plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
+                if doc_id in known:
+                    plan.stats.updated += 1
+                else:
+                    plan.stats.added += 1
+                batch.add(doc)
+                if len(batch) >= EMBED_BATCH_CHUNKS:
+                    flush()
+        if (base is not None and not resumed and not plan.removed and not plan.stats.added
+                and not plan.stats.updated):
+            plan.stats.chunks = len(base)  # the changed files had the same content after all
+            return
+        if base is None and batch.embedder is None:
+            batch.embedder = embedder_for(settings)  # an empty corpus: the dimension comes from the model
+        flush()
         for doc_id in plan.removed:
             writer.remove_document(doc_id)
-        row = 0
-        for p in plan.documents:
-            if p.replaces_existing:
-                writer.remove_document(p.document.doc_id)
-            rows = slice(row, row + len(p.chunks))
-            ids = list(range(next_id, next_id + len(p.chunks)))
-            writer.add_document(p.document, p.chunks, ids, vectors[rows],
-                                _sentence_vectors(p.chunks, span_vectors[rows]))
-            next_id += len(p.chunks)
-            row += len(p.chunks)
-        plan.stats.chunks = writer.vectors.ntotal
         writer.commit({
             "model": settings.model,
-            "dimension": embedder.dimension,
+            "dimension": batch.embedder.dimension if batch.embedder else base.manifest.dimension,
             "chunking": chunking_parameters(settings),
             "documents": dict(sorted(plan.hashes.items())),
+            "file_stats": plan.file_stats,
             "next_chunk_id": next_id,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
+        plan.stats.chunks = writer.chunk_count
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise

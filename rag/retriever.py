@@ -108,17 +108,21 @@ class Retriever:
         return embedder_for(s)
 
     def snapshot(self) -> Snapshot:
-        """The active index version, reopened when CURRENT has been swapped by a build."""
+        """The active index version, pinned: a request that holds it reads that version to the
+        end, and a build cannot remove it meanwhile. When a build has swapped CURRENT, the new
+        version is opened outside the lock (questions keep using the old one until then) and
+        swapped in; the old one is released when its last request drops it."""
+        version = read_current(self.index_dir)
         with self._lock:
-            version = read_current(self.index_dir)
-            if self._loaded is None or version != self._version:
-                snapshot = open_snapshot(self.index_dir)
-                check_compatible(
-                    snapshot.manifest, self.settings.model, chunking_parameters(self.settings),
-                    self.index_dir,
-                )
-                self._loaded, self._version = snapshot, version
-            return self._loaded
+            if self._loaded is not None and version == self._version:
+                return self._loaded
+        snapshot = open_snapshot(self.index_dir)
+        check_compatible(
+            snapshot.manifest, self.settings.model, chunking_parameters(self.settings), self.index_dir,
+        )
+        with self._lock:
+            self._loaded, self._version = snapshot, version
+            return snapshot
 
     def document(self, doc_id: str) -> Document:
         return self.snapshot().document(doc_id)

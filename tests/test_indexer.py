@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
 
-from rag import answer, build_index, retrieve
+from rag import build_index, retrieve
 from rag.chunking import split_sentences
 from rag.config import load_settings
 from rag.embedding import Embedder
 from rag.indexer import build_lock
 from rag.lexical import LexicalIndex
-from rag.store import (
-    CURRENT_FILE,
-    MANIFEST_FILE,
-    META_FILE,
-    file_sha256,
-    open_snapshot,
-    read_current,
-)
-from rag.types import IndexMismatchError, RagError
+from rag.index.segments import SEGMENTS_DIR
+from rag.store import CURRENT_FILE, MANIFEST_FILE, open_snapshot, read_current
+from rag.types import IndexCorruptError, IndexMismatchError, RagError
 
 ARTICLES = {
     "volcanoes.txt": "Volcanoes of Iceland\nEyjafjallajokull erupted in 2010 and grounded flights across Europe.",
@@ -194,6 +187,8 @@ def test_interrupted_build_leaves_previous_index_whole(corpus, tmp_path, monkeyp
 
     assert read_current(index_dir) == version
     assert sorted(p.name for p in index_dir.glob("v-*")) == [version]
+    listed = {ref.name for ref in open_snapshot(index_dir).manifest.segments}
+    assert {p.name for p in (index_dir / SEGMENTS_DIR).iterdir()} == listed, "aborted segments left"
     after = [(p.doc_id, p.text) for p in retrieve("honeybee hive temperature", 3, index_dir=index_dir)]
     assert after == before
     monkeypatch.undo()
@@ -213,26 +208,66 @@ def test_missing_corpus_folder_is_a_clear_error(tmp_path):
         build_index(tmp_path / "nowhere", tmp_path / "index")
 
 
-def test_an_index_from_before_sentence_vectors_is_answered_and_upgraded(corpus, tmp_path):
-    """Older indexes have no sentences table: answers embed sentences, the next build adds it."""
+def test_an_index_of_the_first_format_asks_for_a_full_rebuild(corpus, tmp_path):
     index_dir = tmp_path / "index"
     build_index(corpus, index_dir)
-    version = index_dir / read_current(index_dir)
-    with sqlite3.connect(version / META_FILE) as db:
-        db.execute("DROP TABLE sentences")
-    db.close()
-    manifest = json.loads((version / MANIFEST_FILE).read_text())
-    meta = version / META_FILE
-    manifest["files"][META_FILE] = {"size": meta.stat().st_size, "sha256": file_sha256(meta)}
-    (version / MANIFEST_FILE).write_text(json.dumps(manifest))
+    path = index_dir / read_current(index_dir) / MANIFEST_FILE
+    path.write_text(json.dumps({"format_version": 1, "model": "m", "files": {}}))
+    with pytest.raises(IndexCorruptError, match="format 1.*rag index --full"):
+        retrieve("volcano", index_dir=index_dir)
+    with pytest.raises(IndexCorruptError, match="rag index --full"):
+        build_index(corpus, index_dir)
+    assert build_index(corpus, index_dir, full=True).added == 3
+    assert _top_doc("When did the Icelandic volcano erupt?", index_dir) == "volcanoes.txt"
 
-    old = open_snapshot(index_dir)
-    assert old.sentence_vectors(_sentence_places(old, "bees.md")) == {}
-    result = answer("How warm does a honeybee colony keep its hive in winter?", index_dir=index_dir)
-    assert result.found and "35 degrees" in result.citations[0].quote
 
-    (corpus / "comets.txt").write_text("Comets\nHalley's Comet returns every 76 years.")
-    build_index(corpus, index_dir)
-    snapshot = open_snapshot(index_dir)
-    assert set(snapshot.sentence_vectors(_sentence_places(snapshot, "comets.txt"))) == set(
-        _sentence_places(snapshot, "comets.txt"))
+def test_a_full_build_killed_midway_resumes_from_its_last_segment(corpus, tmp_path, monkeypatch, embedded_texts):
+    import rag.index.writer as writer
+    import rag.indexer as indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH_CHUNKS", 1)
+    monkeypatch.setattr(writer, "SEGMENT_CHUNKS", 1)  # every document is a segment of its own
+    recorded = []
+
+    def dies_at_the_second_segment(step):
+        if step == "segment-recorded":
+            recorded.append(step)
+            if len(recorded) == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_reached", dies_at_the_second_segment)
+    index_dir = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, index_dir, full=True)
+    assert read_current(index_dir) is None, "readers saw a half-built version"
+
+    monkeypatch.setattr(writer, "_reached", lambda step: None)
+    embedded_texts.clear()
+    stats = build_index(corpus, index_dir, full=True)
+    assert len(embedded_texts) == 1, "documents of recorded segments were embedded again"
+    assert (stats.added, stats.unchanged, stats.chunks) == (1, 2, 3)
+    assert not (index_dir / writer.PENDING_DIR).exists()
+    assert _top_doc("When did the Icelandic volcano erupt?", index_dir) == "volcanoes.txt"
+    assert _top_doc("Moon gravity tidal bulges", index_dir) == "tides.txt"
+
+
+def test_a_pending_build_of_another_kind_is_not_resumed(corpus, tmp_path, monkeypatch, embedded_texts):
+    import rag.index.writer as writer
+    import rag.indexer as indexer
+
+    monkeypatch.setattr(indexer, "EMBED_BATCH_CHUNKS", 1)
+    monkeypatch.setattr(writer, "SEGMENT_CHUNKS", 1)
+
+    def dies(step):
+        if step == "segment-recorded":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer, "_reached", dies)
+    index_dir = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, index_dir, full=True)
+    monkeypatch.setattr(writer, "_reached", lambda step: None)
+    embedded_texts.clear()
+    build_index(corpus, index_dir, settings=load_settings(chunk_tokens=64))
+    assert len(embedded_texts) == 3
+    assert open_snapshot(index_dir).manifest.chunking["max_tokens"] == 64

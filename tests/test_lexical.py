@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag.lexical import LexicalIndex
@@ -56,3 +57,21 @@ def test_empty_index(tmp_path):
 def test_ids_must_ascend():
     with pytest.raises(ValueError):
         LexicalIndex.build([5, 2], ["a b", "c d"])
+
+
+def test_parts_score_as_one_index_over_their_live_rows():
+    """BM25 statistics are those of every live row together, however the rows are split."""
+    texts = TEXTS + ["Harbor cranes\nCranes unload the container ships at the harbor.",
+                     "Robins again\nA robin defends its territory at dawn."]
+    first = LexicalIndex.build([1, 2, 3], texts[:3])
+    second = LexicalIndex.build([7, 9], texts[3:])
+    live = np.array([True, False, True])  # the second row deleted
+    split = LexicalIndex.combined([(first, live), (second, None)])
+    whole = LexicalIndex.build([1, 3, 7, 9], [texts[0], texts[2], texts[3], texts[4]])
+    for query in ("harbor container", "robin territory dawn", "turbofan"):
+        assert split.search(query, 5) == pytest.approx(whole.search(query, 5))
+    assert split.scores("robin").of([2]) == [0.0]
+    assert split.vocabulary() == whole.vocabulary()
+    merged = LexicalIndex.merged([(first, live), (second, np.ones(2, dtype=bool))])
+    assert merged.search("harbor container", 5) == pytest.approx(whole.search("harbor container", 5))
+    assert len(split) == len(merged) == 4

@@ -1,4 +1,4 @@
-"""Builds killed at any moment, a second writer, and a dead writer's lock: the index survives."""
+"""Builds killed at each write step, a second writer, and a dead writer's lock: the index survives."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from rag import build_index, retrieve
+from rag.index.segments import SEGMENTS_DIR
+from rag.index.writer import FAULT_VARIABLE
 from rag.store import open_snapshot
 from rag.types import RagError
 from tests.conftest import SCIFACT_SAMPLE
@@ -40,8 +41,10 @@ def _state(index_dir) -> tuple:
     return snapshot.manifest["documents"], chunks, results
 
 
-def _index_process(corpus, index_dir) -> subprocess.Popen:
+def _index_process(corpus, index_dir, fault: str | None = None) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if fault:
+        env[FAULT_VARIABLE] = fault
     return subprocess.Popen(
         [sys.executable, "-m", "rag", "index", "--corpus", str(corpus), "--index", str(index_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -50,15 +53,15 @@ def _index_process(corpus, index_dir) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
-    """A built index of 20 abstracts, and a corpus change (20 added, 2 edited, 2 deleted) to apply."""
+    """A built index of 8 abstracts, and a corpus change (4 added, 2 edited, 2 deleted) to apply."""
     root = tmp_path_factory.mktemp("kill")
-    docs = _scifact_docs(40)
-    _write(root / "before", docs[:20])
+    docs = _scifact_docs(12)
+    _write(root / "before", docs[:8])
     build_index(root / "before", root / "index-before")
 
     after = root / "after"
     shutil.copytree(root / "before", after)
-    _write(after, docs[20:])
+    _write(after, docs[8:])
     for doc in docs[:2]:
         (after / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\nRevised. {doc['text']}\n")
     for doc in docs[2:4]:
@@ -66,25 +69,31 @@ def scenario(tmp_path_factory):
 
     reference = root / "index-reference"
     shutil.copytree(root / "index-before", reference)
-    start = time.monotonic()
     assert _index_process(after, reference).wait() == 0
-    return root, time.monotonic() - start, _state(root / "index-before"), _state(reference)
+    return root, _state(root / "index-before"), _state(reference)
 
 
-@pytest.mark.parametrize("fraction", [0.2, 0.45, 0.7, 0.9])
-def test_sigkill_at_any_point_keeps_the_last_good_index(scenario, tmp_path, fraction):
-    root, duration, before, complete = scenario
+# Each write step of a build, and the state a build killed right after it must leave.
+FAULTS = {"after-vectors": "before", "after-metadata": "before", "before-switch": "before",
+          "after-switch": "complete"}
+
+
+@pytest.mark.parametrize("step", FAULTS)
+def test_a_build_killed_at_each_write_step_keeps_the_last_good_index(scenario, tmp_path, step):
+    root, before, complete = scenario
     index_dir = tmp_path / "index"
     shutil.copytree(root / "index-before", index_dir)
 
-    build = _index_process(root / "after", index_dir)
-    time.sleep(fraction * duration)
-    build.send_signal(signal.SIGKILL)
-    build.wait()
+    build = _index_process(root / "after", index_dir, fault=step)
+    assert build.wait() == -signal.SIGKILL, f"the build did not reach {step}"
 
-    assert _state(index_dir) in (before, complete), "a killed build left a third state"
+    assert _state(index_dir) == {"before": before, "complete": complete}[FAULTS[step]]
     build_index(root / "after", index_dir)
     assert _state(index_dir) == complete
+    listed = {ref.name for ref in open_snapshot(index_dir).manifest.segments}
+    before_listed = {ref.name for ref in open_snapshot(root / "index-before").manifest.segments}
+    assert {p.name for p in (index_dir / SEGMENTS_DIR).iterdir()} <= listed | before_listed, (
+        "the killed build's segments were not cleaned up")
 
 
 def test_lock_of_a_killed_writer_does_not_block_the_next_build(tmp_path):

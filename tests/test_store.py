@@ -1,22 +1,29 @@
-"""A damaged index is reported with the file and the fix, never a crash deep in FAISS."""
+"""The local store: damaged files reported with the fix, a damaged current version falling back
+to the last good one, readers pinned to their version while builds commit and clean up."""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import subprocess
+import sys
+import threading
 
+import numpy as np
 import pytest
 
 from rag import build_index, retrieve
-from rag.store import (
-    CURRENT_FILE,
-    MANIFEST_FILE,
-    META_FILE,
-    VECTORS_FILE,
-    open_snapshot,
-    read_current,
-)
+from rag.index.manifest import DOCUMENTS_FILE, Manifest
+from rag.index.segments import LEXICAL_DIR, META_FILE, SEGMENT_FILE, SEGMENTS_DIR, VECTORS_FILE
+from rag.retriever import Retriever
+from rag.store import CURRENT_FILE, MANIFEST_FILE, Snapshot, open_snapshot, read_current
 from rag.types import IndexCorruptError, IndexNotFoundError
+
+ARTICLES = {
+    "volcanoes.txt": "Volcanoes of Iceland\nEyjafjallajokull erupted in 2010 and grounded flights across Europe.",
+    "bees.md": "# Honeybees\n\nA honeybee colony keeps its hive near 35 degrees Celsius in winter.",
+}
 
 
 @pytest.fixture
@@ -29,6 +36,18 @@ def index_copy(default_index, tmp_path):
 
 def _version(index_dir):
     return index_dir / read_current(index_dir)
+
+
+def _segment(index_dir):
+    [ref] = Manifest.read(_version(index_dir) / MANIFEST_FILE).segments
+    return index_dir / SEGMENTS_DIR / ref.name
+
+
+def _corpus(folder, articles):
+    folder.mkdir(exist_ok=True)
+    for name, text in articles.items():
+        (folder / name).write_text(text)
+    return folder
 
 
 def test_snapshot_reads_back_documents_and_chunks(default_index):
@@ -46,27 +65,41 @@ def test_no_index_says_how_to_build_one(tmp_path):
         retrieve("anything", index_dir=tmp_path / "empty")
 
 
-@pytest.mark.parametrize("name", [VECTORS_FILE, META_FILE])
+@pytest.mark.parametrize("name", [VECTORS_FILE, META_FILE, f"{LEXICAL_DIR}/rows.npy"])
 def test_truncated_file_names_the_file_and_the_fix(index_copy, name):
-    path = _version(index_copy) / name
+    path = _segment(index_copy) / name
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(IndexCorruptError, match=rf"{name}.*rag index --full"):
         open_snapshot(index_copy)
 
 
-def test_edited_metadata_is_detected(index_copy):
-    path = _version(index_copy) / META_FILE
+@pytest.mark.parametrize("name", [META_FILE, VECTORS_FILE, f"{LEXICAL_DIR}/terms.txt"])
+def test_edited_file_of_the_same_size_is_detected(index_copy, name):
+    path = _segment(index_copy) / name
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=META_FILE):
+    with pytest.raises(IndexCorruptError, match=name):
         open_snapshot(index_copy)
 
 
-@pytest.mark.parametrize("name", [VECTORS_FILE, META_FILE, MANIFEST_FILE])
-def test_missing_file_names_it(index_copy, name):
-    (_version(index_copy) / name).unlink()
+@pytest.mark.parametrize("name", [VECTORS_FILE, META_FILE, SEGMENT_FILE])
+def test_missing_segment_file_names_it(index_copy, name):
+    (_segment(index_copy) / name).unlink()
     with pytest.raises(IndexCorruptError, match=rf"{name} is missing.*--full"):
+        open_snapshot(index_copy)
+
+
+def test_missing_manifest_names_it(index_copy):
+    (_version(index_copy) / MANIFEST_FILE).unlink()
+    with pytest.raises(IndexCorruptError, match=rf"{MANIFEST_FILE} is missing.*--full"):
+        open_snapshot(index_copy)
+
+
+def test_damaged_document_table_is_reported(index_copy):
+    path = _version(index_copy) / DOCUMENTS_FILE
+    path.write_text(path.read_text()[:-5])
+    with pytest.raises(IndexCorruptError, match=rf"{DOCUMENTS_FILE}.*--full"):
         open_snapshot(index_copy)
 
 
@@ -88,7 +121,140 @@ def test_current_pointing_nowhere_is_reported(index_copy):
 def test_full_rebuild_repairs_a_damaged_index(index_copy):
     from tests.conftest import DEFAULT_CORPUS
 
-    (_version(index_copy) / VECTORS_FILE).write_bytes(b"garbage")
+    (_segment(index_copy) / VECTORS_FILE).write_bytes(b"garbage")
     stats = build_index(DEFAULT_CORPUS, index_copy, full=True)
     assert stats.added == 1
     assert len(open_snapshot(index_copy)) == stats.chunks
+
+
+def test_a_damaged_current_version_falls_back_to_the_last_good_one(tmp_path, caplog):
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    good = read_current(index_dir)
+    (corpus / "comets.txt").write_text("Comets\nHalley's Comet returns every 76 years.")
+    build_index(corpus, index_dir)
+    manifest = _version(index_dir) / MANIFEST_FILE
+    manifest.write_text(manifest.read_text()[:50])
+
+    with caplog.at_level(logging.WARNING):
+        snapshot = open_snapshot(index_dir)
+    assert snapshot.path.name == good
+    assert "damaged" in snapshot.fallback_reason and MANIFEST_FILE in snapshot.fallback_reason
+    assert good in caplog.text
+    assert {d.doc_id for d in snapshot.documents()} == set(ARTICLES)
+    snapshot.close()
+
+    build_index(corpus, index_dir)  # the next build starts from the good version and is whole
+    assert {d.doc_id for d in open_snapshot(index_dir).documents()} == set(ARTICLES) | {"comets.txt"}
+
+
+def test_a_held_version_survives_later_builds_and_goes_once_released(tmp_path):
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    pinned = open_snapshot(index_dir)
+    before = pinned.chunks(list(range(len(pinned))))
+    for n in range(3):
+        (corpus / "bees.md").write_text(f"# Honeybees\n\nRevision {n}: bees dance to point at flowers.")
+        (corpus / f"extra-{n}.txt").write_text(f"Extra {n}\nA note about lighthouse number {n}.")
+        build_index(corpus, index_dir)
+    assert pinned.path.exists() and read_current(index_dir) != pinned.path.name
+    assert pinned.chunks(list(range(len(pinned)))) == before
+    assert "35 degrees" in pinned.document("bees.md").text
+    assert {d.doc_id for d in pinned.documents()} == set(ARTICLES)
+    assert [c for c, _ in pinned.lexical_scores("honeybee hive").top(5)] == [
+        c for c, r in before.items() if r.doc_id == "bees.md"]
+
+    pinned.close()
+    (corpus / "extra-0.txt").unlink()
+    build_index(corpus, index_dir)
+    assert not pinned.path.exists()
+    versions = sorted(p.name for p in index_dir.glob("v-*"))
+    assert len(versions) == 2 and versions[-1] == read_current(index_dir)
+    listed = {r.name for v in versions for r in Manifest.read(index_dir / v / MANIFEST_FILE).segments}
+    assert {p.name for p in (index_dir / SEGMENTS_DIR).iterdir()} == listed
+
+
+def test_a_question_does_not_wait_for_the_next_version_to_open(tmp_path, monkeypatch):
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    retriever = Retriever(index_dir)
+    old = retriever.snapshot()
+    (corpus / "comets.txt").write_text("Comets\nHalley's Comet returns every 76 years.")
+    build_index(corpus, index_dir)
+
+    opening, release = threading.Event(), threading.Event()
+    original = Snapshot.__init__
+
+    def slow_open(self, *args, **kwargs):
+        opening.set()
+        release.wait(30)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Snapshot, "__init__", slow_open)
+    switching = threading.Thread(target=retriever.snapshot)
+    switching.start()
+    assert opening.wait(30)
+    with retriever._lock:  # a question meanwhile would take this lock: nobody holds it
+        pass
+    assert retriever._loaded is old
+    release.set()
+    switching.join(30)
+    assert retriever.snapshot() is not old and "comets.txt" in {d.doc_id for d in retriever.documents()}
+
+
+def test_incremental_index_scores_as_a_full_rebuild_does(tmp_path, monkeypatch):
+    """However a version is split into segments, its lexical and dense scores are those of one
+    index over its live chunks (BM25 statistics are the version's, not a segment's)."""
+    import rag.index.writer as writer
+
+    monkeypatch.setattr(writer, "MERGE_FANOUT", 2)
+    monkeypatch.setattr(writer, "SMALLEST_CLASS", 1)
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    for n in range(4):
+        (corpus / f"note-{n}.txt").write_text(f"Note {n}\nThe honeybee note {n} mentions hives and volcano ash.")
+        build_index(corpus, index_dir)
+    (corpus / "note-1.txt").unlink()
+    (corpus / "bees.md").write_text("# Honeybees\n\nWorker bees perform a waggle dance near the hive.")
+    build_index(corpus, index_dir)
+    full_dir = tmp_path / "full"
+    build_index(corpus, full_dir, full=True)
+
+    incremental, full = open_snapshot(index_dir), open_snapshot(full_dir)
+    assert len(incremental.manifest.segments) < 6, "segments were not merged"
+    assert len(incremental) == len(full)
+    def by_place(snapshot, ranked):  # chunk ids differ between the two; places and scores do not
+        records = snapshot.chunks([c for c, _ in ranked])
+        return sorted((records[c].doc_id, records[c].start, round(score, 4)) for c, score in ranked)
+
+    rng = np.random.default_rng(0)
+    for query in ("honeybee hive", "volcano ash note", "waggle dance"):
+        assert by_place(incremental, incremental.lexical_scores(query).top(10)) == by_place(
+            full, full.lexical_scores(query).top(10))
+        vector = rng.normal(size=full.manifest.dimension).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        assert [p[:2] for p in by_place(incremental, incremental.search_dense(vector, 5))] == [
+            p[:2] for p in by_place(full, full.search_dense(vector, 5))]
+    assert incremental.lexical.vocabulary() == full.lexical.vocabulary()
+
+
+def test_a_version_read_by_another_process_is_kept_until_it_lets_go(tmp_path):
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom rag.store import open_snapshot\n"
+         "snapshot = open_snapshot(sys.argv[1])\nprint(snapshot.path.name, flush=True)\ntime.sleep(120)\n",
+         str(index_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        held = reader.stdout.readline().strip()
+        for n in range(2):
+            (corpus / f"extra-{n}.txt").write_text(f"Extra {n}\nA note about lighthouse number {n}.")
+            build_index(corpus, index_dir)
+        assert (index_dir / held).exists(), "a build removed a version another process reads"
+    finally:
+        reader.kill()
+        reader.wait()
+        reader.stdout.close()
+    (corpus / "extra-0.txt").unlink()
+    build_index(corpus, index_dir)
+    assert not (index_dir / held).exists()

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from ..types import Chunk, ChunkRecord, Document, DocumentInfo, Place
+from .manifest import Manifest
 
 Ranking = list[tuple[int, float]]  # (chunk_id, score) best first
 
@@ -31,7 +32,9 @@ class LexicalScores(Protocol):
 class IndexReader(Protocol):
     """One complete index version, read-only and safe to share between threads."""
 
-    manifest: dict
+    #: What built the version and what it holds; also readable by key like the format-1 dict
+    #: (``manifest["documents"]`` maps doc_id to content hash), which a backend may return.
+    manifest: Manifest | dict
 
     def __len__(self) -> int:
         """Number of chunks."""
@@ -41,6 +44,9 @@ class IndexReader(Protocol):
 
     def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         """Cosine similarity of the query vector to each given chunk."""
+
+    def vectors(self, chunk_ids: list[int]) -> dict[int, np.ndarray]:
+        """Stored chunk vectors by id (ids not in the version are left out)."""
 
     def lexical_scores(self, query: str) -> LexicalScores:
         """BM25 scores of the query against this version's chunks."""

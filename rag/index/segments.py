@@ -1,0 +1,185 @@
+"""One immutable segment of the local index, read side: written once, shared by every version
+that lists it, memory-mapped, and opened once per process however many versions use it.
+
+Layout of ``segments/<name>/``::
+
+    segment.json     counts, dimension, size and SHA-256 of every other file
+    meta.sqlite      documents (with their text), chunks (spans of that text), sentence rows
+    chunk_ids.npy    the chunk id of each row, ascending
+    vectors.npy      float32 chunk vectors, one row per chunk (normalised: inner product = cosine)
+    sentences.npy    float16 sentence vectors, rows named in meta.sqlite
+    lexical/         term-frequency postings (rag.lexical)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import weakref
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..lexical import LexicalIndex, mapped
+from ..types import IndexCorruptError
+from .manifest import FIX
+
+SEGMENTS_DIR = "segments"
+SEGMENT_FILE = "segment.json"
+META_FILE = "meta.sqlite"
+IDS_FILE = "chunk_ids.npy"
+VECTORS_FILE = "vectors.npy"
+SENTENCES_FILE = "sentences.npy"
+LEXICAL_DIR = "lexical"
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    page_starts TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE chunks (
+    chunk_id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX chunks_by_doc ON chunks(doc_id);
+CREATE TABLE sentences (
+    doc_id TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, start, end)
+) WITHOUT ROWID;
+"""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Files whose checksum this process has verified, by identity: segments never change once
+# written, so each is read in full once, not at every version switch.
+_verified: set[tuple] = set()
+_open_segments: "weakref.WeakValueDictionary[tuple[str, str], Segment]" = weakref.WeakValueDictionary()
+_open_lock = threading.Lock()
+
+
+def _check_file(path: Path, expected: dict, verify: bool) -> None:
+    """The file exists with its size, and (``verify``) its checksum."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; {FIX}") from None
+    identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if stat.st_size != expected["size"] or (
+            verify and identity not in _verified and file_sha256(path) != expected["sha256"]):
+        raise IndexCorruptError(f"{path} was modified or truncated after the build; {FIX}")
+    if verify:
+        _verified.add(identity)
+
+
+class Segment:
+    """A segment's rows: chunk ids, vectors, sentence vectors, lexical postings and metadata."""
+
+    def __init__(self, path: Path, sha256: str, verify: bool = True):
+        self.path = path
+        description = path / SEGMENT_FILE
+        try:
+            raw = description.read_bytes()
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{description} is missing; {FIX}") from None
+        if hashlib.sha256(raw).hexdigest() != sha256:
+            raise IndexCorruptError(f"{description} was modified after the build; {FIX}")
+        self.info = json.loads(raw)
+        self.verified = False
+        self.check(verify)
+        try:
+            self.chunk_ids = mapped(path / IDS_FILE)
+            self.vectors = mapped(path / VECTORS_FILE)
+            self.sentences = mapped(path / SENTENCES_FILE)
+            self.lexical = LexicalIndex.load(path / LEXICAL_DIR)
+        except (OSError, ValueError) as e:
+            raise IndexCorruptError(f"{path} cannot be read ({e}); {FIX}") from e
+        self._db = sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
+        self._db_lock = threading.Lock()
+        if not (len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]):
+            raise IndexCorruptError(f"{path} is inconsistent: {len(self.vectors)} vectors for "
+                                    f"{self.info['chunks']} chunks; {FIX}")
+
+    def check(self, verify: bool) -> None:
+        """Every file is there with its size; ``verify`` also checks their SHA-256 (once per
+        process and file: a build, which reads only the metadata of untouched segments, skips it)."""
+        if self.verified:
+            return
+        for name, expected in self.info["files"].items():
+            _check_file(self.path / name, expected, verify)
+        self.verified = verify
+
+    @classmethod
+    def open(cls, segments_dir: Path, name: str, sha256: str, verify: bool = True) -> "Segment":
+        """The segment, shared with any version of this process already holding it."""
+        key = (str(segments_dir / name), sha256)
+        with _open_lock:
+            segment = _open_segments.get(key)
+            if segment is None:
+                segment = cls(segments_dir / name, sha256, verify)
+                _open_segments[key] = segment
+            else:
+                segment.check(verify)
+            return segment
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._db_lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise IndexCorruptError(f"{self.path / META_FILE} is damaged ({e}); {FIX}") from e
+
+    def rows_of(self, chunk_ids) -> np.ndarray:
+        """Row of each chunk id in this segment, -1 where it holds no such chunk."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        if not len(self.chunk_ids):
+            return np.full(len(ids), -1, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.chunk_ids, ids), len(self.chunk_ids) - 1)
+        return np.where(self.chunk_ids[rows] == ids, rows, -1)
+
+    def rows_of_documents(self, doc_ids: list[str]) -> np.ndarray:
+        ids = [row[0] for start in range(0, len(doc_ids), 500) for row in self.query(
+            f"SELECT chunk_id FROM chunks WHERE doc_id IN ({','.join('?' * len(doc_ids[start:start + 500]))})",
+            tuple(doc_ids[start:start + 500]))]
+        return self.rows_of(sorted(ids))
+
+    def search(self, vector: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, similarities) of the k most similar live rows, best first (exact)."""
+        # faiss's SIMD loop, not numpy's BLAS: one query against many rows, on one thread, with
+        # no thread pool spinning against other requests (10-20x faster on a loaded machine).
+        scores = np.empty(len(self), dtype=np.float32)
+        if len(self):
+            query = np.ascontiguousarray(vector, dtype=np.float32)
+            faiss.fvec_inner_products_ny(faiss.swig_ptr(scores), faiss.swig_ptr(query),
+                                         faiss.swig_ptr(self.vectors), len(query), len(self))
+        if live is not None:
+            scores[~live] = -np.inf
+        k = min(k, len(scores) if live is None else int(np.count_nonzero(live)))
+        if k < 1:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        rows = np.argpartition(-scores, k - 1)[:k]
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        return np.asarray(self.chunk_ids[rows]), scores[rows]

@@ -1,0 +1,458 @@
+"""The local index, write side: new documents go into new segments, deletions into the manifest,
+and a commit publishes a new version that lists them.
+
+A change therefore costs what changed: the new segment holds only the added documents, a removed
+document is a name in the manifest, and untouched segments are neither copied nor re-read. Small
+segments are merged when ``MERGE_FANOUT`` of one size class pile up (each chunk is rewritten about
+log_FANOUT(N) times over its life), and a segment mostly deleted is compacted. Every file is
+fsynced and checksummed before the version that lists it is published; ``CURRENT`` is replaced
+atomically, so a crash at any point leaves the last good version current.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..lexical import LexicalIndex
+from ..store import (
+    CURRENT_FILE,
+    MANIFEST_FILE,
+    READERS_FILE,
+    Snapshot,
+    live_rows,
+    read_current,
+    version_number,
+)
+from ..types import Chunk, Document, IndexCorruptError
+from .manifest import DocumentEntry, Manifest, SegmentRef
+from .segments import (
+    IDS_FILE,
+    LEXICAL_DIR,
+    META_FILE,
+    SCHEMA,
+    SEGMENT_FILE,
+    SEGMENTS_DIR,
+    SENTENCES_FILE,
+    VECTORS_FILE,
+    Segment,
+    file_sha256,
+)
+
+#: A build seals its segment every this many chunks, so its memory stays bounded.
+SEGMENT_CHUNKS = 20_000
+#: This many segments of one size class are merged into one.
+MERGE_FANOUT = 8
+#: Segments below this many live chunks count as one size class.
+SMALLEST_CLASS = 1_000
+#: A segment whose live rows fall below this fraction is compacted.
+COMPACT_BELOW = 0.5
+#: Old versions kept besides the current one, so a damaged current one has a fallback.
+KEPT_VERSIONS = 1
+#: Where a build records the segments it has sealed so far, for the next build to resume from.
+PENDING_DIR = "pending"
+#: What the pending build is (model, chunking, base version, full), to resume only the same build.
+BUILD_FILE = "build.json"
+#: ``RAG_INDEX_FAULT=<step>`` kills the build at that step (crash tests; see :func:`_reached`).
+FAULT_VARIABLE = "RAG_INDEX_FAULT"
+
+
+def _reached(step: str) -> None:
+    """A write step is done; a crash test may ask for the process to die right here."""
+    if os.environ.get(FAULT_VARIABLE) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def lexical_text(title: str, chunk_text: str) -> str:
+    """A chunk as BM25 sees it: the document title counts as part of each chunk."""
+    return f"{title}\n{chunk_text}"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Replace ``path`` atomically: readers see the old content or the new, never a half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _new_database(path: Path) -> sqlite3.Connection:
+    """A segment's metadata database, written without a journal or syncs: until the segment is
+    sealed (fsynced, checksummed) and listed by a published version, nothing reads it, and a
+    crash leaves only an unlisted folder that the next build removes."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    db.executescript(SCHEMA)
+    return db
+
+
+def _seal(path: Path, chunks: int, dimension: int) -> SegmentRef:
+    """Fsync and checksum every file of a finished segment, then describe it."""
+    files = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        _fsync_file(file)
+        files[str(file.relative_to(path))] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
+    for folder in {f.parent for f in path.rglob("*")} | {path}:
+        _fsync_dir(folder)
+    description = json.dumps({"chunks": chunks, "dimension": dimension, "files": files}, sort_keys=True)
+    write_durably(path / SEGMENT_FILE, description)
+    return SegmentRef(path.name, hashlib.sha256(description.encode()).hexdigest())
+
+
+class _SegmentBuilder:
+    """Collects the documents of one new segment (at most ~SEGMENT_CHUNKS chunks) and writes it."""
+
+    def __init__(self, path: Path, dimension: int):
+        self.path, self.dimension = path, dimension
+        path.mkdir(parents=True)
+        self.db = _new_database(path / META_FILE)
+        self.ids: list[int] = []
+        self.vectors: list[np.ndarray] = []
+        self.sentences: list[np.ndarray] = []
+        self.sentence_count = 0
+        self.texts: list[str] = []
+        self.doc_ids: list[str] = []
+
+    def add(self, doc: Document, chunks: list[Chunk], chunk_ids: list[int], vectors: np.ndarray,
+            sentences: dict[tuple[int, int], np.ndarray]) -> None:
+        self.db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.title, doc.text, doc.content_hash, json.dumps(list(doc.page_starts)),
+             len(chunks), time.time()))
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                            [(cid, c.doc_id, c.ordinal, c.start, c.end) for cid, c in zip(chunk_ids, chunks)])
+        places = list(sentences)
+        self.db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)", [
+            (doc.doc_id, start, end, self.sentence_count + n) for n, (start, end) in enumerate(places)])
+        if places:
+            self.sentences.append(np.vstack([sentences[p] for p in places]).astype(np.float16))
+        self.sentence_count += len(places)
+        self.ids.extend(chunk_ids)
+        self.vectors.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunk_ids), self.dimension))
+        self.texts.extend(lexical_text(doc.title, c.text) for c in chunks)
+        self.doc_ids.append(doc.doc_id)
+
+    def write(self) -> SegmentRef:
+        empty = np.zeros((0, self.dimension), dtype=np.float32)
+        np.save(self.path / IDS_FILE, np.asarray(self.ids, dtype=np.int64))
+        np.save(self.path / VECTORS_FILE, np.vstack(self.vectors) if self.vectors else empty)
+        np.save(self.path / SENTENCES_FILE,
+                np.vstack(self.sentences) if self.sentences else empty.astype(np.float16))
+        _reached("after-vectors")
+        self.db.commit()
+        self.db.close()
+        _reached("after-metadata")
+        LexicalIndex.build(self.ids, self.texts).save(self.path / LEXICAL_DIR)
+        return _seal(self.path, len(self.ids), self.dimension)
+
+    def discard(self) -> None:
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str, ...]]],
+           dimension: int) -> SegmentRef:
+    """One segment with the live rows of ``sources`` (consecutive, so ids stay ascending), copied
+    as stored: nothing is embedded or tokenised again."""
+    path.mkdir(parents=True)
+    keeps = [np.ones(len(s), dtype=bool) if live is None else live for s, live, _ in sources]
+    total = sum(int(np.count_nonzero(k)) for k in keeps)
+    np.save(path / IDS_FILE, np.concatenate([np.asarray(s.chunk_ids)[k] for (s, _, _), k in zip(sources, keeps)]))
+    vectors = np.lib.format.open_memmap(path / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(total, dimension))
+    row = 0
+    for (segment, _, _), keep in zip(sources, keeps):
+        held = np.flatnonzero(keep)
+        vectors[row:row + len(held)] = segment.vectors[held]
+        row += len(held)
+    vectors.flush()
+    del vectors
+    db = _new_database(path / META_FILE)
+    sentence_rows: list[np.ndarray] = []
+    sentence_count = 0
+    for n, (segment, _, deleted) in enumerate(sources):
+        db.execute("ATTACH DATABASE ? AS source", (str(segment.path / META_FILE),))
+        db.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
+        db.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in deleted])
+        db.execute("INSERT INTO documents SELECT * FROM source.documents WHERE doc_id NOT IN gone")
+        db.execute("INSERT INTO chunks SELECT * FROM source.chunks WHERE doc_id NOT IN gone")
+        kept = db.execute("SELECT doc_id, start, end, row FROM source.sentences "
+                          "WHERE doc_id NOT IN gone ORDER BY row").fetchall()
+        db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                       [(d, s, e, sentence_count + i) for i, (d, s, e, _) in enumerate(kept)])
+        sentence_rows.append(np.asarray(segment.sentences[[r[3] for r in kept]]) if kept
+                             else np.zeros((0, dimension), np.float16))
+        sentence_count += len(kept)
+        db.commit()
+        db.execute("DROP TABLE gone")
+        db.execute("DETACH DATABASE source")
+    db.close()
+    np.save(path / SENTENCES_FILE, np.vstack(sentence_rows).astype(np.float16))
+    LexicalIndex.merged([(s.lexical, k) for (s, _, _), k in zip(sources, keeps)]).save(path / LEXICAL_DIR)
+    return _seal(path, total, dimension)
+
+
+def _size_class(live_chunks: int) -> int:
+    return int(math.log(max(live_chunks, SMALLEST_CLASS) / SMALLEST_CLASS, MERGE_FANOUT))
+
+
+def merge_plan(sizes: list[int], rows: list[int]) -> tuple[int, int] | None:
+    """A run [start, end) of consecutive segments to merge, or None: MERGE_FANOUT neighbours of
+    one size class, or one segment mostly deleted (with its neighbours of its class)."""
+    classes = [_size_class(s) for s in sizes]
+    start = 0
+    for end in range(1, len(sizes) + 1):
+        if end == len(sizes) or classes[end] != classes[start]:
+            if end - start >= MERGE_FANOUT:
+                return start, end
+            start = end
+    for n, (live, total) in enumerate(zip(sizes, rows)):
+        if total and live < COMPACT_BELOW * total:
+            return n, n + 1
+    return None
+
+
+def _next_version(index_dir: Path) -> str:
+    numbers = [version_number(p.name) for p in index_dir.glob("v-*")]
+    return f"v-{max([n for n in numbers if n is not None], default=0) + 1:08d}"
+
+
+class VersionWriter:
+    """The local backend's :class:`~rag.index.base.IndexWriter`: writes new segments beside the
+    current version's and publishes a version listing them at ``commit``.
+
+    ``base`` None starts from nothing (a full build): the old segments stay until the new version
+    is current and no reader holds a version listing them."""
+
+    def __init__(self, index_dir: Path, base: Snapshot | None, dimension: int, *,
+                 resumable: dict | None = None):
+        """``resumable`` describes the build (model, chunking, base version, full); each segment
+        sealed before the commit is then recorded in a pending version, which the next build of
+        the same description resumes from if this one dies. Readers never see it."""
+        self.index_dir = Path(index_dir)
+        self.segments_dir = self.index_dir / SEGMENTS_DIR
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        resuming = base is not None and base.path.name == PENDING_DIR
+        _remove_unpublished(self.index_dir, keep_pending=resuming)
+        self.dimension = dimension
+        self._resumable = resumable
+        self._recorded: set[str] = set()  # segments a pending version lists
+        self._hashes = {} if base is None else {d: e.content_hash for d, e in base.manifest.documents.items()}
+        self._next_id = 0 if base is None else base.manifest.next_chunk_id
+        self.base = base
+        self._deleted: dict[str, set[str]] = {}  # segment -> documents deleted from it
+        self._located: dict[str, str] = {} if base is None else {
+            doc_id: entry.segment for doc_id, entry in base.manifest.documents.items()}
+        self._refs: list[SegmentRef] = [] if base is None else list(base.manifest.segments)
+        self._written: list[Path] = []
+        self._builder: _SegmentBuilder | None = None
+        #: Live chunks of the committed version.
+        self.chunk_count = 0
+
+    def _new_segment_path(self) -> Path:
+        path = self.segments_dir / f"s-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{os.urandom(4).hex()}"
+        self._written.append(path)
+        return path
+
+    def remove_document(self, doc_id: str) -> None:
+        segment = self._located.pop(doc_id, None)
+        self._hashes.pop(doc_id, None)
+        if segment is None:
+            return
+        self._deleted.setdefault(segment, set()).add(doc_id)
+
+    def add_document(
+        self, doc: Document, chunks: list[Chunk], chunk_ids: list[int], vectors: np.ndarray,
+        sentences: dict[tuple[int, int], np.ndarray] | None = None,
+    ) -> None:
+        """``sentences``: vector by (start, end) in the document, for answering."""
+        if doc.doc_id in self._located:
+            self.remove_document(doc.doc_id)
+        if self._builder is None:
+            self._builder = _SegmentBuilder(self._new_segment_path(), self.dimension)
+        self._builder.add(doc, chunks, chunk_ids, vectors, sentences or {})
+        self._located[doc.doc_id] = self._builder.path.name
+        self._hashes[doc.doc_id] = doc.content_hash
+        self._next_id = max([self._next_id, *[i + 1 for i in chunk_ids]])
+        if len(self._builder.ids) >= SEGMENT_CHUNKS:
+            self._seal_builder()
+            if self._resumable is not None:
+                self._record_pending()
+
+    def _seal_builder(self) -> None:
+        builder, self._builder = self._builder, None
+        if builder is not None:
+            self._refs.append(builder.write())
+
+    def _live_refs(self) -> list[SegmentRef]:
+        """The segments with their deletions so far, without those left holding nothing."""
+        holding = set(self._located.values())
+        return [SegmentRef(r.name, r.sha256, tuple(sorted(set(r.deleted) | self._deleted.get(r.name, set()))))
+                for r in self._refs if r.name in holding]
+
+    def _record_pending(self) -> None:
+        """Record what is sealed so far as the pending version (fsynced, not current)."""
+        refs = self._live_refs()
+        record = Manifest(
+            model=self._resumable["model"], dimension=self.dimension, chunking=self._resumable["chunking"],
+            next_chunk_id=self._next_id, built_at="",
+            documents={d: DocumentEntry(self._hashes[d], segment) for d, segment in self._located.items()},
+            segments=tuple(refs))
+        pending = self.index_dir / PENDING_DIR
+        pending.mkdir(exist_ok=True)
+        (pending / READERS_FILE).touch()
+        write_durably(pending / BUILD_FILE, json.dumps(self._resumable, sort_keys=True))
+        record.save(pending, write_durably)
+        self._recorded = {r.name for r in refs}
+        _reached("segment-recorded")
+
+    def commit(self, manifest: dict) -> None:
+        """Publish the version; ``manifest`` gives model, dimension, chunking, next_chunk_id,
+        built_at, documents (doc_id -> content hash) and optionally file_stats (doc_id ->
+        (size, mtime_ns)) for the documents whose file was read as it is now."""
+        self._seal_builder()
+        refs = self._merged(self._live_refs())
+        stats = manifest.get("file_stats", {})
+        documents = {}
+        for doc_id, content_hash in manifest["documents"].items():
+            size, mtime = stats.get(doc_id, (-1, -1))
+            documents[doc_id] = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
+        record = Manifest(
+            model=manifest["model"], dimension=int(manifest["dimension"]), chunking=manifest["chunking"],
+            next_chunk_id=int(manifest["next_chunk_id"]), built_at=manifest["built_at"],
+            documents=documents, segments=tuple(refs))
+        version = self.index_dir / _next_version(self.index_dir)
+        version.mkdir()
+        (version / READERS_FILE).touch()
+        record.save(version, write_durably)
+        _fsync_file(version / READERS_FILE)
+        _fsync_dir(self.index_dir)
+        _reached("before-switch")
+        write_durably(self.index_dir / CURRENT_FILE, version.name)
+        self._written = []
+        _reached("after-switch")
+        shutil.rmtree(self.index_dir / PENDING_DIR, ignore_errors=True)
+        remove_unused(self.index_dir)
+
+    def _merged(self, refs: list[SegmentRef]) -> list[SegmentRef]:
+        """Apply the merge policy until it asks for nothing more."""
+        while True:
+            segments = [Segment.open(self.segments_dir, r.name, r.sha256, verify=False) for r in refs]
+            lives = [live_rows(s, r.deleted) for s, r in zip(segments, refs)]
+            sizes = [len(s) if live is None else int(np.count_nonzero(live)) for s, live in zip(segments, lives)]
+            plan = merge_plan(sizes, [len(s) for s in segments])
+            if plan is None:
+                self.chunk_count = sum(sizes)
+                return refs
+            start, end = plan
+            for n in range(start, end):  # a merge copies these whole: check them first
+                segments[n].check(verify=True)
+            path = self._new_segment_path()
+            merged = _merge(path, [(segments[n], lives[n], refs[n].deleted) for n in range(start, end)],
+                            self.dimension)
+            for doc_id, segment in self._located.items():
+                if any(segment == refs[n].name for n in range(start, end)):
+                    self._located[doc_id] = merged.name
+            refs = refs[:start] + [merged] + refs[end:]
+
+    def abort(self) -> None:
+        """Remove the segments this writer wrote, except those a pending version records (the
+        next build resumes from them); the current version stays as it was."""
+        if self._builder is not None:
+            self._builder.discard()
+            self._builder = None
+        for path in self._written:
+            if path.name not in self._recorded:
+                shutil.rmtree(path, ignore_errors=True)
+        self._written = []
+
+
+def _remove_unpublished(index_dir: Path, keep_pending: bool) -> None:
+    """Versions numbered above CURRENT were written by a build that died before publishing them;
+    a pending version not being resumed is stale."""
+    if not keep_pending:
+        shutil.rmtree(index_dir / PENDING_DIR, ignore_errors=True)
+    current = version_number(read_current(index_dir) or "") or 0
+    for path in index_dir.glob("v-*"):
+        if (version_number(path.name) or 0) > current:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _take_exclusively(version_dir: Path) -> object | None:
+    """The version's READERS file locked exclusively (no reader holds it), else None."""
+    try:
+        handle = open(version_dir / READERS_FILE, "rb")
+    except FileNotFoundError:
+        return open(os.devnull, "rb")  # a version never published: nobody can hold it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def remove_unused(index_dir: Path) -> None:
+    """Remove versions no reader holds (keeping the current one and KEPT_VERSIONS before it),
+    then segments no remaining version lists, including those of builds that died. Only the
+    holder of the build lock calls this, so no segment is being written meanwhile."""
+    current = read_current(index_dir)
+    numbers = sorted((version_number(p.name), p) for p in index_dir.glob("v-*") if p.is_dir()
+                     and version_number(p.name) is not None)
+    current_number = version_number(current or "")
+    kept = [p for n, p in numbers if current_number is not None and n < current_number][-KEPT_VERSIONS:]
+    remaining = []
+    for number, path in numbers:
+        if path.name == current or path in kept:
+            remaining.append(path)
+            continue
+        handle = _take_exclusively(path)
+        if handle is None:
+            remaining.append(path)
+            continue
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            handle.close()
+    for path in index_dir.glob("v-*"):  # folders of an older format, or a non-directory
+        if path.is_dir() and version_number(path.name) is None:
+            shutil.rmtree(path, ignore_errors=True)
+    listed = set()
+    if (index_dir / PENDING_DIR / MANIFEST_FILE).exists():
+        remaining.append(index_dir / PENDING_DIR)
+    for path in remaining:
+        try:
+            listed.update(ref.name for ref in Manifest.read(path / MANIFEST_FILE).segments)
+        except IndexCorruptError:  # an unreadable version lists nothing worth keeping
+            continue
+    for segment in (index_dir / SEGMENTS_DIR).glob("*"):
+        if segment.name not in listed:
+            shutil.rmtree(segment, ignore_errors=True)
+    for tmp in index_dir.glob(f".{CURRENT_FILE}.*.tmp"):
+        tmp.unlink(missing_ok=True)
