@@ -80,12 +80,12 @@ def _int8(embedder: Embedder) -> Embedder:
     samples = [" ".join(sentences[i:i + 4]) for i in range(0, len(sentences), 2)]
     calibration = [dict(tokenizer([s], truncation=True, max_length=embedder.max_tokens, return_tensors="np"))
                    for s in samples]
-    for vectors in {id(v): v for v in embedder._openvino.values()}.values():
-        model = ov.Core().read_model(vectors.path)
-        quantised = nncf.quantize(model, nncf.Dataset(calibration), model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(calibration))
-        compiled = ov.Core().compile_model(quantised, "CPU", {"INFERENCE_NUM_THREADS": embedder.threads})
-        vectors._compiled, vectors._token_vectors = compiled, compiled.output("last_hidden_state")
+    quantised = nncf.quantize(ov.Core().read_model(embedder._openvino.path), nncf.Dataset(calibration),
+                              model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
+    for query in (False, True):
+        vectors = embedder._token_vectors(query)
+        vectors.compiled = ov.Core().compile_model(quantised, "CPU", {"INFERENCE_NUM_THREADS": embedder.threads})
+        vectors.output = vectors.compiled.output("last_hidden_state")
     return embedder
 
 
@@ -133,7 +133,7 @@ def _bare_encode(embedder: Embedder, texts: list[str]) -> None:
         if embedder.backend == "openvino":
             features = embedder._tokenizer(batch, padding=True, truncation=True,
                                            max_length=embedder.max_tokens, return_tensors="pt")
-            tokens = embedder._openvino[False](features)
+            tokens = embedder._token_vectors(False)(features)
             mask = features["attention_mask"].numpy()[..., None]
             pooled = (tokens * mask).sum(1) / mask.sum(1)
             _ = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -97,8 +97,10 @@ def resolve_threads(threads: int) -> int:
 def set_threads(encoder_threads: int, search_threads: int) -> None:
     """Threads for torch's encoder and for FAISS's searches, set in one place.
 
-    Both are OpenMP pools of their own; FAISS's was never set before and took every core, which
-    made a 0.15 ms search take 20 ms beside a busy neighbour (issue #12).
+    FAISS's were never set before and took every core, which made a 0.15 ms search take 20 ms
+    beside a busy neighbour (issue #12). Torch's count holds for the process, FAISS's (OpenMP's)
+    only for the calling thread, so :meth:`Embedder.embed_query` sets it again in each thread
+    that asks, just before that thread searches.
     """
     import faiss
     import torch
@@ -151,10 +153,11 @@ class Embedder:
             ) from e
         self.name = model
         self.batch_size = batch_size
+        self._compiled: dict[bool, openvino_model.TokenVectors] = {}  # by "is it a query"
         self._openvino = self._load_openvino(backend, model, path, precision, cache_dir)
         self.backend = "openvino" if self._openvino else "torch"
         if self._openvino:
-            self.bfloat16 = self._openvino[False].bfloat16
+            self.bfloat16 = self._compiled[True].bfloat16
         else:
             self.bfloat16 = uses_bfloat16(precision)
         self._autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
@@ -173,10 +176,11 @@ class Embedder:
         self._model_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._threads_set = threading.local()
 
     def _load_openvino(self, backend, model, path, precision, cache_dir):
-        """The transformer compiled for batches (key False) and for queries (key True), or None
-        for torch. Under "auto", a model OpenVINO cannot take stays on torch."""
+        """The transformer on OpenVINO, or None for torch. Under "auto", a model OpenVINO cannot
+        take stays on torch."""
         if backend == "torch":
             return None
         uses_bfloat16(precision)  # checks the setting whichever backend runs it
@@ -187,15 +191,25 @@ class Embedder:
                                "use backend 'torch'")
             return None
         try:
-            compiled = {threads: openvino_model.TokenVectors(
-                transformer, path, threads=threads, precision=precision, cache_dir=cache_dir)
-                for threads in {self.threads, self.query_threads}}
+            exported = openvino_model.ExportedModel(transformer, path, cache_dir)
+            # Compiled for queries now (the commonest first use), for batches when one comes.
+            self._compiled = {True: exported.compile(threads=self.query_threads, precision=precision)}
+            if self.threads == self.query_threads:
+                self._compiled[False] = self._compiled[True]
         except Exception as e:  # conversion raises whatever the traced model raises
             if backend == "openvino":
                 raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
             log.warning("encoding with torch: model %r did not convert to OpenVINO (%s)", model, e)
             return None
-        return {False: compiled[self.threads], True: compiled[self.query_threads]}
+        self._openvino_precision = precision
+        return exported
+
+    def _token_vectors(self, query: bool) -> openvino_model.TokenVectors:
+        """The compiled model for a query or a batch; the caller holds the model lock."""
+        if query not in self._compiled:
+            self._compiled[query] = self._openvino.compile(
+                threads=self.threads, precision=self._openvino_precision)
+        return self._compiled[query]
 
     def count_tokens(self, text: str) -> int:
         """Model tokens in ``text`` without the special tokens the model adds around it."""
@@ -237,7 +251,16 @@ class Embedder:
         return vectors, span_vectors
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Cached: answering embeds the question that retrieval just embedded."""
+        """Cached: answering embeds the question that retrieval just embedded.
+
+        Also sets FAISS's threads for the calling thread (see :func:`set_threads`): a search for
+        this query follows in the same thread.
+        """
+        if getattr(self._threads_set, "faiss", None) != self.query_threads:
+            import faiss
+
+            faiss.omp_set_num_threads(self.query_threads)
+            self._threads_set.faiss = self.query_threads
         with self._cache_lock:
             cached = self._recent_queries.get(text)
             if cached is not None:
@@ -263,7 +286,7 @@ class Embedder:
         with torch.inference_mode():
             features = self._model.preprocess(texts, prompt=prompt)
             if self._openvino:
-                features["token_embeddings"] = torch.from_numpy(self._openvino[query](features))
+                features["token_embeddings"] = torch.from_numpy(self._token_vectors(query)(features))
                 for module in list(self._model)[1:]:
                     features = module(features)
                 return features

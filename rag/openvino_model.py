@@ -48,35 +48,26 @@ def exportable(transformer) -> bool:
             and text.get("method") == "forward" and text.get("method_output_name") == "last_hidden_state")
 
 
-class TokenVectors:
-    """``features → token vectors`` for one sentence-transformers Transformer module, on OpenVINO."""
+class ExportedModel:
+    """The transformer as an OpenVINO model, read from the cache or exported (and cached) now."""
 
-    def __init__(self, transformer, source: str, *, threads: int, precision: str, cache_dir: str = ""):
+    def __init__(self, transformer, source: str, cache_dir: str = ""):
         import openvino as ov
 
-        self._core = ov.Core()
+        self.core = ov.Core()
         example = transformer.preprocess(["An example sentence."])
         accepted = inspect.signature(transformer.model.forward).parameters
         self.input_names = [name for name in example if name in accepted]
         self.path = cache_root(cache_dir) / _cache_name(transformer, source, self.input_names) / _MODEL_FILE
-        model = self._read_or_export(transformer, example)
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-                  # On a shared machine a thread pinned to a core waits whenever a neighbour runs there.
-                  "ENABLE_CPU_PINNING": False}
-        if precision in _PRECISION_HINTS:
-            config["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[precision]
-        self._compiled = self._core.compile_model(model, "CPU", config)
-        self._token_vectors = self._compiled.output("last_hidden_state")
-        self.bfloat16 = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")) == "bfloat16"
+        self.model = self._read_or_export(transformer, example)
 
-    def __call__(self, features: dict) -> np.ndarray:
-        inputs = {name: features[name].numpy() for name in self.input_names}
-        return self._compiled(inputs)[self._token_vectors]
+    def compile(self, *, threads: int, precision: str) -> "TokenVectors":
+        return TokenVectors(self, threads=threads, precision=precision)
 
     def _read_or_export(self, transformer, example):
         if self.path.is_file():
             try:
-                return self._core.read_model(self.path)
+                return self.core.read_model(self.path)
             except RuntimeError as e:  # a damaged cache entry: export again
                 log.warning("re-exporting the OpenVINO model: cannot read %s (%s)", self.path, e)
         model = _export(transformer.model, self.input_names, example)
@@ -85,6 +76,27 @@ class TokenVectors:
         except OSError as e:  # an unwritable cache only costs the export at the next start
             log.warning("cannot cache the OpenVINO model in %s: %s", self.path.parent, e)
         return model
+
+
+class TokenVectors:
+    """``features → token vectors``, compiled for the CPU with a fixed thread count."""
+
+    def __init__(self, exported: ExportedModel, *, threads: int, precision: str):
+        import openvino as ov
+
+        self.input_names = exported.input_names
+        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                  # On a shared machine a thread pinned to a core waits whenever a neighbour runs there.
+                  "ENABLE_CPU_PINNING": False}
+        if precision in _PRECISION_HINTS:
+            config["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[precision]
+        self.compiled = exported.core.compile_model(exported.model, "CPU", config)
+        self.output = self.compiled.output("last_hidden_state")
+        self.bfloat16 = self.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+
+    def __call__(self, features: dict) -> np.ndarray:
+        inputs = {name: features[name].numpy() for name in self.input_names}
+        return self.compiled(inputs)[self.output]
 
 
 def _cache_name(transformer, source: str, input_names: list[str]) -> str:
