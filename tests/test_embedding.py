@@ -128,6 +128,7 @@ def test_a_damaged_cache_entry_is_exported_again(tmp_path):
     model_file.write_text("<net>truncated")
     again = Embedder(backend="openvino", cache_dir=str(tmp_path))
     assert again.embed_documents([TEXT]).shape == (1, again.dimension)
+    assert "truncated" not in model_file.read_text()[:200]  # replaced, so the next start reads it
 
 
 @needs_openvino
