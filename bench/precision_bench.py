@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    embedder = Embedder(threads=args.threads, precision="float32")
+    embedder = Embedder(threads=args.threads, precision="float32", backend="torch")
     model = embedder._model
     bf16_weights = copy.deepcopy(model).to(torch.bfloat16)
     variants = {"float32": (model, False), "bfloat16 autocast": (model, True),

@@ -1,12 +1,18 @@
-"""`rag` on the command line: a thin shell over rag.api."""
+"""`rag` on the command line: a thin shell over rag.api.
+
+Only the standard library, rag.config and rag.types load at start; each command imports the
+heavy parts (torch, FAISS, BM25) when it runs, so `rag --help` answers at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from dataclasses import asdict
+from pathlib import Path
 
 from .config import load_settings
 from .types import RagError
@@ -18,6 +24,7 @@ def _settings(args: argparse.Namespace):
         index_dir=getattr(args, "index", None),
         model=args.model,
         threads=args.threads,
+        backend=getattr(args, "backend", None),
     )
 
 
@@ -81,12 +88,116 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     print(result.text)
     if result.note:
         print(f"\n({result.note})")
+    _print_sources(result)
+    return 0
+
+
+def _print_sources(result) -> None:
     if result.citations:
         print("\nSources:")
     for c in result.citations:
         page = f", page {c.page}" if c.page is not None else ""
         print(f"[{c.number}] {c.title} ({c.doc_id}{page})\n    \"{c.quote}\"")
-    return 0
+
+
+CHAT_HELP = """Ask a question; follow-ups ("and when was that?") read the conversation.
+  /sources   the quotes and documents behind the last answer
+  /new       start a new conversation
+  /quit      leave (or Ctrl-D)"""
+
+
+def _chat_history_file() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "rag" / "chat_history"
+
+
+def _line_editing() -> Path | None:
+    """Arrow keys and earlier questions (kept across sessions) at a terminal; the history file,
+    or None where there is no terminal or no readline."""
+    if not sys.stdin.isatty():
+        return None
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline
+        return None
+    history = _chat_history_file()
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    return history
+
+
+def _save_line_history(history: Path | None) -> None:
+    if history is None:
+        return
+    import readline
+
+    try:
+        history.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(history)
+    except OSError:
+        pass
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from .api import answer, index_status, warm_up
+
+    settings = _settings(args)
+    status = index_status(settings.index_dir, settings=settings)  # no index: say so before asking
+    warm_up(settings.index_dir, settings=settings)  # the model and index load once, now
+    history_file = _line_editing()
+    prompt = "> " if sys.stdin.isatty() else ""
+    print(f"rag chat over {status.documents} documents in {settings.index_dir}. /help for commands.",
+          flush=True)
+    conversation: list[tuple[str, str]] = []
+    last = None
+    try:
+        while True:
+            try:
+                line = input(prompt).strip()
+            except EOFError:
+                print()
+                return 0
+            except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as a shell does
+                print()
+                continue
+            if not line:
+                continue
+            command = line.lower()
+            if command in ("/quit", "/exit", "/q"):
+                return 0
+            if command in ("/help", "/?"):
+                print(CHAT_HELP)
+            elif command == "/sources":
+                if last is not None and last.citations:
+                    _print_sources(last)
+                else:
+                    print("(no sources: the last answer quoted nothing)")
+            elif command == "/new":
+                conversation, last = [], None
+                print("(new conversation)")
+            elif command.startswith("/"):
+                print(f"unknown command {line.split()[0]}; /help lists them")
+            else:
+                try:
+                    last = answer(line, k=args.k, index_dir=settings.index_dir, history=conversation,
+                                  settings=settings)
+                except (RagError, ValueError) as e:  # one bad turn does not end the conversation
+                    print(f"rag: error: {e}", file=sys.stderr, flush=True)
+                    continue
+                except KeyboardInterrupt:
+                    print("\n(interrupted)")
+                    continue
+                conversation.append((line, last.text))
+                print(last.text + (f"\n({last.note})" if last.note else ""))
+                if last.citations:
+                    print("Sources: " + "; ".join(f"[{c.number}] {c.title}" for c in last.citations)
+                          + "  (/sources for the quotes)")
+            print(flush=True)
+    finally:
+        _save_line_history(history_file)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -109,7 +220,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {value:.4f}")
     print(
         f"  query latency p50 {report.latency_ms['p50']:.1f} ms, p95 {report.latency_ms['p95']:.1f} ms; "
-        f"index time {report.index_seconds:.1f} s ({settings.threads} torch thread(s))"
+        f"index time {report.index_seconds:.1f} s ({settings.threads or 'auto'} encoder thread(s))"
     )
     return 0
 
@@ -140,11 +251,29 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                  allow_no_login=args.allow_no_login)
 
 
+THREADS_HELP = "encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS)"
+
+
+def _threads(value: str) -> int:
+    """``auto`` or a count; Settings reads 0 as auto."""
+    if value == "auto":
+        return 0
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 (or auto), got {count}")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index", metavar="DIR", help="index folder (default: index, or RAG_INDEX_DIR)")
     common.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
-    common.add_argument("--threads", type=int, help="torch threads for encoding (RAG_THREADS)")
+    common.add_argument("--threads", type=_threads, help=THREADS_HELP)
+    common.add_argument("--backend", choices=["auto", "torch", "openvino"],
+                        help="encoder backend (default auto: OpenVINO where installed; RAG_BACKEND)")
 
     parser = argparse.ArgumentParser(
         prog="rag", description="Offline question answering over your articles, with verified quotes."
@@ -170,6 +299,10 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(run=_cmd_ask)
 
+    chat = commands.add_parser("chat", parents=[common], help="a conversation in the terminal")
+    chat.add_argument("-k", type=int, help="passages to read per question (default 5)")
+    chat.set_defaults(run=_cmd_chat)
+
     evaluate = commands.add_parser(
         "eval", help="score retrieval on a BEIR-format dataset (builds a temporary index)"
     )
@@ -181,7 +314,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", help="qrels split (default: test if present, else train)")
     evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
     evaluate.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
-    evaluate.add_argument("--threads", type=int, help="torch threads for encoding (RAG_THREADS)")
+    evaluate.add_argument("--threads", type=_threads, help=THREADS_HELP)
+    evaluate.add_argument("--backend", choices=["auto", "torch", "openvino"],
+                          help="encoder backend (default auto: OpenVINO where installed; RAG_BACKEND)")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_eval)
 

@@ -23,8 +23,16 @@ class Settings:
     # "auto" runs the model in bfloat16 on CPUs that compute it natively (1.75× faster here,
     # same rankings; bench/README.md), else in float32; or force "float32" / "bfloat16".
     precision: str = "auto"
-    # Torch intra-op threads; 0 keeps torch's own choice.
-    threads: int = 1
+    # Encoder threads for indexing (batches of chunks); 0 = auto, one per physical core.
+    threads: int = 0
+    # Encoder and FAISS threads for a question: one measured fastest, above all beside a busy
+    # neighbour (bench/README.md, threads); 0 = auto.
+    query_threads: int = 1
+    # "auto" encodes with OpenVINO where it is installed (faster, same vectors), else torch;
+    # an index built with one backend is read with the other.
+    backend: str = "auto"
+    # Where the OpenVINO export of each model is kept; empty = the user's cache folder.
+    encoder_cache_dir: str = ""
     max_file_mb: float = 50.0
     # Per upload request in the web app: at most this many files, this many MB together.
     max_upload_files: int = 20
@@ -51,6 +59,15 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = ""
     llm_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        choices = {"backend": ("auto", "torch", "openvino"), "precision": ("auto", "float32", "bfloat16")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("threads", "query_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (auto: one per physical core) or more, got {getattr(self, name)}")
 
     def with_overrides(self, **overrides) -> "Settings":
         """Apply flags; a None value means the flag was not given."""

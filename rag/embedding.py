@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import logging
 import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import openvino_model
 from .config import DEFAULT_MODEL, Settings
 from .types import RagError
 
@@ -53,6 +56,8 @@ def _quiet_transformers():
 
 _RECENT_QUERIES = 256
 PRECISIONS = ("auto", "float32", "bfloat16")
+BACKENDS = ("auto", "torch", "openvino")
+log = logging.getLogger(__name__)
 
 
 def uses_bfloat16(precision: str) -> bool:
@@ -71,23 +76,73 @@ def uses_bfloat16(precision: str) -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in native)
 
 
+def physical_cores() -> int:
+    """Cores this process may run on, counting a core's hyper-threads once: encoder threads
+    beyond one per core compete for the same arithmetic units."""
+    cores = set()
+    for cpu in os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1):
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(tuple((topology / f).read_text().strip() for f in ("physical_package_id", "core_id")))
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
+
+
+def resolve_threads(threads: int) -> int:
+    """0 means auto: one thread per physical core."""
+    return threads if threads > 0 else physical_cores()
+
+
+def set_threads(encoder_threads: int, search_threads: int) -> None:
+    """Threads for torch's encoder and for FAISS's searches, set in one place.
+
+    FAISS's were never set before and took every core, which made a 0.15 ms search take 20 ms
+    beside a busy neighbour (issue #12). Torch's count holds for the process, FAISS's (OpenMP's)
+    only for the calling thread, so :meth:`Embedder.embed_query` sets it again in each thread
+    that asks, just before that thread searches.
+    """
+    import faiss
+    import torch
+
+    torch.set_num_threads(encoder_threads)
+    faiss.omp_set_num_threads(search_threads)
+
+
+def choose_backend(backend: str) -> str:
+    """"auto" is OpenVINO where it is installed (1.2–1.3× faster than torch here; bench/README.md)."""
+    if backend not in BACKENDS:
+        raise RagError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        return "openvino" if openvino_model.installed() else "torch"
+    if backend == "openvino" and not openvino_model.installed():
+        raise RagError("backend 'openvino' needs the openvino package: pip install openvino")
+    return backend
+
+
 class Embedder:
-    """One loaded model with the two operations the pipeline needs: documents in, a query in."""
+    """One loaded model with the two operations the pipeline needs: documents in, a query in.
+
+    Batches of documents run on ``threads`` threads, single queries on ``query_threads``: a
+    query is too small to share out, and a second thread stalls it whenever another process
+    holds that core (bench/README.md, threads).
+    """
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, threads: int = 1, batch_size: int = 32,
-        precision: str = "auto",
+        self, model: str = DEFAULT_MODEL, *, threads: int = 0, query_threads: int = 1,
+        batch_size: int = 32, precision: str = "auto", backend: str = "auto", cache_dir: str = "",
     ):
         path = resolve_model_path(model)
         if os.path.isdir(path):
             # Local weights: keep the hub client (configured at import) from phoning home.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.threads, self.query_threads = resolve_threads(threads), resolve_threads(query_threads)
+        backend = choose_backend(backend)
         # Imported late: torch and transformers take seconds, and `rag --help` shouldn't wait.
         import torch
         from sentence_transformers import SentenceTransformer
 
-        if threads > 0:
-            torch.set_num_threads(threads)
+        set_threads(self.threads, self.query_threads)
         try:
             with _quiet_transformers():
                 self._model = SentenceTransformer(path, device="cpu")
@@ -98,7 +153,13 @@ class Embedder:
             ) from e
         self.name = model
         self.batch_size = batch_size
-        self.bfloat16 = uses_bfloat16(precision)
+        self._compiled: dict[bool, openvino_model.TokenVectors] = {}  # by "is it a query"
+        self._openvino = self._load_openvino(backend, model, path, precision, cache_dir)
+        self.backend = "openvino" if self._openvino else "torch"
+        if self._openvino:
+            self.bfloat16 = self._compiled[True].bfloat16
+        else:
+            self.bfloat16 = uses_bfloat16(precision)
         self._autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length)
@@ -115,6 +176,40 @@ class Embedder:
         self._model_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._threads_set = threading.local()
+
+    def _load_openvino(self, backend, model, path, precision, cache_dir):
+        """The transformer on OpenVINO, or None for torch. Under "auto", a model OpenVINO cannot
+        take stays on torch."""
+        if backend == "torch":
+            return None
+        uses_bfloat16(precision)  # checks the setting whichever backend runs it
+        transformer = self._model[0]
+        if not openvino_model.exportable(transformer):
+            if backend == "openvino":
+                raise RagError(f"model {model!r} cannot run on OpenVINO (not a text transformer); "
+                               "use backend 'torch'")
+            return None
+        try:
+            exported = openvino_model.ExportedModel(transformer, path, cache_dir)
+            # Compiled for queries now (the commonest first use), for batches when one comes.
+            self._compiled = {True: exported.compile(threads=self.query_threads, precision=precision)}
+            if self.threads == self.query_threads:
+                self._compiled[False] = self._compiled[True]
+        except Exception as e:  # conversion raises whatever the traced model raises
+            if backend == "openvino":
+                raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
+            log.warning("encoding with torch: model %r did not convert to OpenVINO (%s)", model, e)
+            return None
+        self._openvino_precision = precision
+        return exported
+
+    def _token_vectors(self, query: bool) -> openvino_model.TokenVectors:
+        """The compiled model for a query or a batch; the caller holds the model lock."""
+        if query not in self._compiled:
+            self._compiled[query] = self._openvino.compile(
+                threads=self.threads, precision=self._openvino_precision)
+        return self._compiled[query]
 
     def count_tokens(self, text: str) -> int:
         """Model tokens in ``text`` without the special tokens the model adds around it."""
@@ -156,13 +251,22 @@ class Embedder:
         return vectors, span_vectors
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Cached: answering embeds the question that retrieval just embedded."""
+        """Cached: answering embeds the question that retrieval just embedded.
+
+        Also sets FAISS's threads for the calling thread (see :func:`set_threads`): a search for
+        this query follows in the same thread.
+        """
+        if getattr(self._threads_set, "faiss", None) != self.query_threads:
+            import faiss
+
+            faiss.omp_set_num_threads(self.query_threads)
+            self._threads_set.faiss = self.query_threads
         with self._cache_lock:
             cached = self._recent_queries.get(text)
             if cached is not None:
                 self._recent_queries.move_to_end(text)
                 return cached
-        vector = self._encode([text], self._query_prompt)[0]
+        vector = self._encode([text], self._query_prompt, query=True)[0]
         vector.setflags(write=False)
         with self._cache_lock:
             self._recent_queries[text] = vector
@@ -170,35 +274,48 @@ class Embedder:
                 self._recent_queries.popitem(last=False)
         return vector
 
-    def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
-        with self._model_lock, self._autocast():
-            vectors = self._model.encode(
-                texts,
-                prompt_name=prompt_name,
-                batch_size=len(texts),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+    def _forward(self, texts: list[str], prompt_name: str | None, *, query: bool) -> dict:
+        """One forward pass through every module of the model; the caller holds the model lock.
+
+        On OpenVINO only the transformer runs there: its token vectors go through the model's
+        own pooling and normalising modules, as they would on torch.
+        """
+        import torch
+
+        prompt = self._model.prompts.get(prompt_name) if prompt_name else None
+        with torch.inference_mode():
+            features = self._model.preprocess(texts, prompt=prompt)
+            if self._openvino:
+                features["token_embeddings"] = torch.from_numpy(self._token_vectors(query)(features))
+                for module in list(self._model)[1:]:
+                    features = module(features)
+                return features
+            threads = self.query_threads if query else self.threads
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            with self._autocast():
+                return self._model(features)
+
+    def _encode(self, texts: list[str], prompt_name: str | None, *, query: bool = False) -> np.ndarray:
+        with self._model_lock:
+            features = self._forward(texts, prompt_name, query=query)
+        return _normalised(features["sentence_embedding"].float().numpy())
 
     def _encode_with_spans(
         self, texts: list[str], spans: list[list[Span]]
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
         prompt = self._model.prompts.get(self._document_prompt, "") if self._document_prompt else ""
-        with self._model_lock, self._autocast():
-            outputs = self._model.encode(
-                texts, prompt_name=self._document_prompt, batch_size=len(texts), output_value=None,
-                show_progress_bar=False,
-            )
+        with self._model_lock:
+            features = self._forward(texts, self._document_prompt, query=False)
             offsets = self._tokenizer(
                 [prompt + t for t in texts], return_offsets_mapping=True, truncation=True,
                 max_length=self.max_tokens, verbose=False,
             )["offset_mapping"]
-        vectors = np.vstack([_normalised(o["sentence_embedding"].float().numpy()) for o in outputs])
+        vectors = _normalised(features["sentence_embedding"].float().numpy())
+        masks = features["attention_mask"].bool()
         pooled = []
-        for output, text_offsets, text_spans in zip(outputs, offsets, spans):
-            tokens = output["token_embeddings"][output["attention_mask"].bool()].float().numpy()
+        for tokens, mask, text_offsets, text_spans in zip(features["token_embeddings"], masks, offsets, spans):
+            tokens = tokens[mask].float().numpy()
             if len(tokens) != len(text_offsets):  # tokenized differently than the model did
                 pooled.append(None)
                 continue
@@ -225,11 +342,14 @@ def _pool_spans(tokens: np.ndarray, offsets: list, spans: list[Span], shift: int
 
 @lru_cache(maxsize=4)
 def get_embedder(
-    model: str = DEFAULT_MODEL, threads: int = 1, batch_size: int = 32, precision: str = "auto"
+    model: str = DEFAULT_MODEL, threads: int = 0, batch_size: int = 32, precision: str = "auto",
+    backend: str = "auto", query_threads: int = 1, cache_dir: str = "",
 ) -> Embedder:
     """The process-wide embedder for ``model``: loading takes seconds, so it happens once."""
-    return Embedder(model, threads=threads, batch_size=batch_size, precision=precision)
+    return Embedder(model, threads=threads, query_threads=query_threads, batch_size=batch_size,
+                    precision=precision, backend=backend, cache_dir=cache_dir)
 
 
 def embedder_for(settings: Settings) -> Embedder:
-    return get_embedder(settings.model, settings.threads, settings.batch_size, settings.precision)
+    return get_embedder(settings.model, settings.threads, settings.batch_size, settings.precision,
+                        settings.backend, settings.query_threads, settings.encoder_cache_dir)

@@ -7,14 +7,70 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import DEFAULT_CORPUS
 
 
-def rag(*args: str, cwd=None) -> subprocess.CompletedProcess:
+def rag(*args: str, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run(
-        [sys.executable, "-m", "rag", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+        [sys.executable, "-m", "rag", *args], capture_output=True, text=True, env=env, cwd=cwd,
+        timeout=300, input=stdin,
     )
+
+
+def test_help_and_the_file_parsing_child_load_no_heavy_library():
+    heavy = ("torch", "faiss", "bm25s", "scipy", "numpy", "sentence_transformers", "transformers")
+    probe = ("import sys; import rag, rag.cli, rag.guard, rag.loaders; rag.cli._parser(); "
+             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
+    shown = rag("--help")
+    assert shown.returncode == 0 and "chat" in shown.stdout and "index" in shown.stdout
+
+
+def test_the_public_api_still_imports_from_the_package():
+    import rag as package
+
+    assert callable(package.answer) and callable(package.build_index) and callable(package.retrieve)
+    with pytest.raises(AttributeError):
+        package.no_such_function  # noqa: B018
+
+
+def test_threads_flag_takes_a_count_or_auto(tmp_path):
+    wrong = rag("search", "anything", "--threads", "many", "--index", str(tmp_path))
+    assert wrong.returncode == 2 and "expected a number or auto" in wrong.stderr
+
+
+@pytest.mark.timeout(400)
+def test_chat_keeps_the_conversation_until_quit(default_index):
+    said = rag("chat", "--index", str(default_index), stdin="\n".join([
+        "Who is Yair Klein?",
+        "When did he arrive in Colombia?",
+        "/sources",
+        "/frobnicate",
+        "/new",
+        "/sources",
+        "/quit",
+        "Never read: the chat ended above.",
+    ]) + "\n")
+    assert said.returncode == 0, said.stderr
+    out = said.stdout
+    assert out.startswith("rag chat over 1 documents")
+    follow_up, sources = out.split("Klein arrived in Colombia", 1)[0], out.split("\nSources:\n", 1)
+    assert "Sources: [1]" in follow_up  # each answer lists its sources in one line
+    assert len(sources) == 2 and "(colombia-israel-ties.txt)" in sources[1]
+    assert "Klein arrived in Colombia" in sources[1]  # the follow-up was answered about Klein
+    assert "unknown command /frobnicate" in out
+    assert "(new conversation)" in out and "(no sources: the last answer quoted nothing)" in out
+    assert "Never read" not in out
+
+
+def test_chat_without_an_index_says_how_to_build_one(tmp_path):
+    said = rag("chat", "--index", str(tmp_path / "none"), stdin="Anything?\n")
+    assert said.returncode == 2 and said.stderr.startswith("rag: error: no index")
 
 
 def test_index_then_search_shows_the_right_passage_first(tmp_path):

@@ -1,13 +1,23 @@
-"""The embedder on the real default model: precision, and sentence vectors from one forward pass."""
+"""The embedder on the real default model, on both backends: precision, threads, the OpenVINO
+export and its cache, and sentence vectors from one forward pass."""
 
 from __future__ import annotations
+
+import json
+import threading
 
 import numpy as np
 import pytest
 
-from rag.config import load_settings
-from rag.embedding import Embedder, embedder_for, resolve_model_path, uses_bfloat16
+from rag import openvino_model
+from rag.config import Settings, load_settings
+from rag.embedding import (Embedder, choose_backend, embedder_for, physical_cores, resolve_model_path,
+                           resolve_threads, uses_bfloat16)
 from rag.types import RagError
+from tests.conftest import DEFAULT_CORPUS, SCIFACT_SAMPLE
+
+needs_openvino = pytest.mark.skipif(not openvino_model.installed(), reason="openvino is not installed")
+BACKENDS = ["torch", pytest.param("openvino", marks=needs_openvino)]
 
 TEXT = (
     "Honeybees\n"
@@ -19,8 +29,19 @@ TREATY = TEXT.index("The Treaty"), len(TEXT)
 
 
 @pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return embedder_for(load_settings())
+def ov_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("openvino-cache"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def embedder(request, ov_cache) -> Embedder:
+    return embedder_for(load_settings(backend=request.param, encoder_cache_dir=ov_cache))
+
+
+def passages(n: int = 24) -> list[str]:
+    """Real abstracts (title, then text), as the indexer embeds them."""
+    lines = (SCIFACT_SAMPLE / "corpus.jsonl").read_text().splitlines()[:n]
+    return [f"{d['title']}\n{d['text']}" for d in map(json.loads, lines)]
 
 
 def test_each_sentence_vector_is_closest_to_its_own_sentence(embedder):
@@ -67,6 +88,109 @@ def test_precision_is_checked():
         uses_bfloat16("float16")
 
 
+@needs_openvino
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("precision", ["float32", "auto"])
+def test_the_two_backends_give_the_same_vectors(precision, ov_cache):
+    texts = passages()
+    spans = [[(0, t.index("\n")), (t.index("\n") + 1, len(t))] for t in texts]
+    torch_run = Embedder(backend="torch", precision=precision)
+    openvino_run = Embedder(backend="openvino", precision=precision, cache_dir=ov_cache)
+    assert openvino_run.backend == "openvino" and openvino_run.bfloat16 == torch_run.bfloat16
+    (t_vectors, t_spans), (o_vectors, o_spans) = (
+        e.embed_documents_and_spans(texts, spans) for e in (torch_run, openvino_run))
+    assert np.min(np.sum(t_vectors * o_vectors, axis=1)) >= 0.9999
+    span_cosines = np.concatenate([np.sum(a * b, axis=1) for a, b in zip(t_spans, o_spans)])
+    assert np.min(span_cosines) >= 0.9999
+    query = "Which cells induce myelodysplasia?"
+    assert float(torch_run.embed_query(query) @ openvino_run.embed_query(query)) >= 0.9999
+
+
+@needs_openvino
+def test_the_openvino_export_is_made_once_and_read_back(tmp_path, monkeypatch):
+    first = Embedder(backend="openvino", cache_dir=str(tmp_path))
+    exported = list(tmp_path.glob("*/model.xml"))
+    assert len(exported) == 1 and exported[0].with_suffix(".bin").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".export-")]
+
+    def no_export(*args):
+        raise AssertionError("exported again although the cache holds the model")
+
+    monkeypatch.setattr(openvino_model, "_export", no_export)
+    second = Embedder(backend="openvino", cache_dir=str(tmp_path))
+    np.testing.assert_allclose(second.embed_documents([TEXT]), first.embed_documents([TEXT]), atol=1e-6)
+
+
+@needs_openvino
+def test_a_damaged_cache_entry_is_exported_again(tmp_path):
+    Embedder(backend="openvino", cache_dir=str(tmp_path))
+    (model_file,) = tmp_path.glob("*/model.xml")
+    model_file.write_text("<net>truncated")
+    again = Embedder(backend="openvino", cache_dir=str(tmp_path))
+    assert again.embed_documents([TEXT]).shape == (1, again.dimension)
+    assert "truncated" not in model_file.read_text()[:200]  # replaced, so the next start reads it
+
+
+@needs_openvino
+@pytest.mark.timeout(400)
+def test_an_index_built_on_one_backend_is_searched_on_the_other(tmp_path, ov_cache):
+    from rag.api import build_index, retrieve
+
+    question = "When did Colombia recall its ambassador?"
+    index = tmp_path / "index"
+    results = {}
+    for built_with, read_with in (("torch", "openvino"), ("openvino", "torch")):
+        build_index(DEFAULT_CORPUS, index, full=True,
+                    settings=load_settings(backend=built_with, encoder_cache_dir=ov_cache))
+        settings = load_settings(backend=read_with, encoder_cache_dir=ov_cache)
+        results[built_with] = retrieve(question, 3, index_dir=index, settings=settings)
+    assert [p.text for p in results["torch"]] == [p.text for p in results["openvino"]]
+    assert "recalled its ambassador" in results["torch"][0].text
+
+
+def test_auto_takes_openvino_only_where_it_is_installed(monkeypatch):
+    monkeypatch.setattr(openvino_model, "installed", lambda: False)
+    assert choose_backend("auto") == "torch"
+    with pytest.raises(RagError, match="needs the openvino package"):
+        choose_backend("openvino")
+    monkeypatch.setattr(openvino_model, "installed", lambda: True)
+    assert choose_backend("auto") == "openvino" and choose_backend("torch") == "torch"
+
+
+def test_threads_and_backend_are_checked_in_settings():
+    assert resolve_threads(0) == physical_cores() >= 1 and resolve_threads(3) == 3
+    with pytest.raises(ValueError, match="threads must be 0"):
+        Settings(threads=-1)
+    with pytest.raises(ValueError, match="backend must be one of auto, torch, openvino"):
+        load_settings(backend="cuda")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Settings(precision="float16")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_for_builds_queries_and_faiss_are_set_together(backend, ov_cache):
+    import faiss
+    import torch
+
+    embedder = Embedder(backend=backend, threads=2, query_threads=1, cache_dir=ov_cache)
+    assert (embedder.threads, embedder.query_threads) == (2, 1)
+    assert faiss.omp_get_max_threads() == 1
+    seen_in_thread = []  # FAISS's count is per thread: a web worker's search must see it too
+    worker = threading.Thread(
+        target=lambda: (embedder.embed_query("asked elsewhere"), seen_in_thread.append(faiss.omp_get_max_threads())))
+    worker.start()
+    worker.join()
+    assert seen_in_thread == [1]
+    embedder.embed_query("a question of its own")
+    if backend == "torch":
+        assert torch.get_num_threads() == 1
+        embedder.embed_documents([TEXT])
+        assert torch.get_num_threads() == 2
+    else:
+        embedder.embed_documents([TEXT])
+        assert embedder._token_vectors(False) is not embedder._token_vectors(True)
+
+
 def test_a_model_without_mean_pooling_gives_no_span_vectors(tmp_path):
     from sentence_transformers import SentenceTransformer, models
 
@@ -75,7 +199,7 @@ def test_a_model_without_mean_pooling_gives_no_span_vectors(tmp_path):
     cls_pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="cls")
     SentenceTransformer(modules=[transformer, cls_pooling]).save(str(tmp_path / "cls-model"))
 
-    embedder = Embedder(str(tmp_path / "cls-model"))
+    embedder = Embedder(str(tmp_path / "cls-model"), cache_dir=str(tmp_path / "cache"))
     vectors, spans = embedder.embed_documents_and_spans([TEXT], [[BEES, TREATY]])
     assert not embedder.pools_spans
     assert spans == [None]
