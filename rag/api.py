@@ -26,10 +26,20 @@ def retrieve(
     *,
     index_dir: str | Path = "index",
     mode: str | None = None,
+    unit: str = "passage",
     settings: Settings | None = None,
 ) -> list[Passage]:
-    """The ``k`` best passages for ``query``, best first (mode: hybrid, dense or lexical)."""
-    return get_retriever(index_dir, settings).search(query, k, mode=mode)
+    """The ``k`` best passages for ``query``, best first (mode: hybrid, dense or lexical).
+
+    ``unit="document"``: the ``k`` best documents instead, each as its best passage (its score
+    is the document's), so ``k`` counts documents, not chunks of a few documents.
+    """
+    retriever = get_retriever(index_dir, settings)
+    if unit == "document":
+        return retriever.search_documents(query, k, mode=mode)
+    if unit != "passage":
+        raise ValueError(f"unit must be 'passage' or 'document', got {unit!r}")
+    return retriever.search(query, k, mode=mode)
 
 
 def answer(

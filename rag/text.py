@@ -57,3 +57,24 @@ def is_content(word: str) -> bool:
 def content_terms(text: str) -> set[str]:
     """Stems of the content words of ``text``: what question-term overlap counts."""
     return {stem(word) for word in words(text) if is_content(word)}
+
+
+def deletions(word: str) -> set[str]:
+    """``word`` with any one character left out: two words one typo apart (a letter added,
+    dropped, changed or two swapped) share one of these or one is the other (symmetric delete)."""
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def correction(term: str, by_deletion: dict[str, list[str]], frequency: dict[str, int]) -> str | None:
+    """The most frequent known term one typo from ``term`` (an index term, as ``index_tokens``
+    makes them), or None. ``by_deletion`` maps each of :func:`deletions` of every known term, and
+    each known term itself, to the known terms it comes from. Terms shorter than five characters
+    are left alone: one letter changes too much of them."""
+    if len(term) < 5:
+        return None
+    near = set(by_deletion.get(term, ()))
+    for variant in deletions(term):
+        near.update(by_deletion.get(variant, ()))
+        if variant in frequency:
+            near.add(variant)
+    return max(near, key=lambda t: (frequency[t], t), default=None)
