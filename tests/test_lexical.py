@@ -56,3 +56,11 @@ def test_empty_index(tmp_path):
 def test_ids_must_ascend():
     with pytest.raises(ValueError):
         LexicalIndex.build([5, 2], ["a b", "c d"])
+
+
+def test_vocabulary_counts_the_chunks_using_each_term(index):
+    vocabulary = index.vocabulary()
+    assert vocabulary["engin"] == 1 and vocabulary["territori"] == 1
+    extra = LexicalIndex.build([1, 2], ["fans and engines", "an engine"])
+    assert extra.vocabulary()["engin"] == 2
+    assert LexicalIndex.build([], []).vocabulary() == {}
