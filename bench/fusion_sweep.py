@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 from rag import evaluate  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedding import embedder_for  # noqa: E402
-from rag.lexical import Feedback, LexicalIndex  # noqa: E402
+from rag.lexical import LexicalIndex  # noqa: E402
+from rag.text import index_tokens  # noqa: E402
 from rag.store import LEXICAL_DIR, META_FILE, VECTORS_FILE, read_current  # noqa: E402
 
 ALPHAS = [round(a, 2) for a in np.arange(0.1, 0.95, 0.05)]
@@ -95,7 +96,7 @@ def load(name: str, beir: str, split: str, index_dir: str, variants: list[str], 
     lexical = {}
     for variant in variants:
         model = LexicalIndex.build(list(range(len(rows))), _lexical_texts(variant, titles, texts, ordinals))
-        lexical[variant] = np.vstack([model.scores(q).of(list(range(len(rows)))) for q in queries]).astype(np.float32)
+        lexical[variant] = np.vstack([model.scores(q, spelling=False).of(list(range(len(rows)))) for q in queries]).astype(np.float32)
     _log(f"{name}: {len(query_ids)} queries, {len(doc_names)} documents, {len(rows)} chunks")
     return Dataset(name, doc_names, chunk_doc, doc_starts, dense, lexical, query_ids, data.qrels,
                    queries, (chunk_ids, titles, texts, ordinals))
@@ -170,12 +171,33 @@ def metrics(ds: Dataset, doc_scores: np.ndarray, rows: np.ndarray | None = None)
 
 
 def prf_lexical(ds: Dataset, variant: str, chunks: int, terms: int, weight: float) -> np.ndarray:
-    """BM25 with the query expanded by the terms that weigh most in its top ``chunks`` chunks."""
+    """BM25 with pseudo-relevance feedback: the query expanded by the ``terms`` terms that weigh
+    most (summed BM25 weight) in its ``chunks`` best chunks, their scores added at ``weight``,
+    each scaled by its share of the heaviest term's weight. (Measured and not kept.)"""
+    from scipy import sparse
+
     chunk_ids, titles, texts, ordinals = ds.rows
     model = LexicalIndex.build(list(range(len(chunk_ids))), _lexical_texts(variant, titles, texts, ordinals))
+    bm25 = model._model  # the bm25s model: its term weights as chunks × terms
+    stored = bm25.scores
+    weights = sparse.csc_matrix((stored["data"], stored["indices"], stored["indptr"]),
+                                shape=(stored["num_docs"], len(stored["indptr"]) - 1))
+    by_chunk = weights.tocsr()
     everything = list(range(len(chunk_ids)))
-    feedback = Feedback(chunks, terms, weight)
-    return np.vstack([model.scores(q, feedback).of(everything) for q in ds.queries]).astype(np.float32)
+    rows = []
+    for query in ds.queries:
+        scores = np.asarray(model.scores(query, spelling=False).of(everything))
+        query_terms = [bm25.vocab_dict[t] for t in index_tokens([query])[0] if t in bm25.vocab_dict]
+        top = np.argsort(-scores)[:chunks]
+        top = top[scores[top] > 0]
+        mass = np.asarray(by_chunk[top].sum(axis=0)).ravel()
+        mass[[t for t in query_terms if t < len(mass)]] = 0.0
+        chosen = np.argsort(-mass)[:terms]
+        chosen = chosen[mass[chosen] > 0]
+        if len(chosen):
+            scores = scores + weight * np.asarray(weights[:, chosen] @ (mass[chosen] / mass[chosen].max())).ravel()
+        rows.append(scores)
+    return np.vstack(rows).astype(np.float32)
 
 
 FUSIONS = (("floor100", 0.0), ("floor100-clip", 0.0), ("tmm", 0.0), ("tmm", -1.0), ("z", 0.0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
@@ -12,16 +11,6 @@ import numpy as np
 from .text import correction, deletions, index_tokens
 
 _IDS_FILE = "chunk_ids.json"
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """Pseudo-relevance feedback: ``terms`` expansion terms from the ``chunks`` best chunks,
-    their scores added at ``weight`` times the original query's."""
-
-    chunks: int
-    terms: int
-    weight: float
 
 
 class LexicalScores:
@@ -67,7 +56,6 @@ class LexicalIndex:
     def __init__(self, model: bm25s.BM25 | None, chunk_ids: list[int]):
         self._model = model
         self._chunk_ids = _ascending(chunk_ids)
-        self._weight_matrix = None
         self._by_deletion: dict[str, list[str]] | None = None
         self._frequency: dict[str, int] = {}
 
@@ -97,12 +85,11 @@ class LexicalIndex:
     def __len__(self) -> int:
         return len(self._chunk_ids)
 
-    def scores(self, query: str, feedback: Feedback | None = None, spelling: bool = False) -> LexicalScores:
+    def scores(self, query: str, spelling: bool = True) -> LexicalScores:
         """Score every chunk once; hybrid search needs both the top list and other chunks' scores.
 
-        ``feedback``: pseudo-relevance feedback, the query expanded by the terms that weigh most
-        (by their BM25 weight) in its best-scoring chunks. ``spelling``: a query term the chunks
-        never use is read as the most frequent one they do use one typo away, if any."""
+        ``spelling``: a query term the chunks never use is read as the most frequent one they do
+        use one typo away, if any (measured: bench/README.md, fusion sweep)."""
         if self._model is None:
             return _NO_SCORES
         vocab = self._model.vocab_dict
@@ -112,23 +99,7 @@ class LexicalIndex:
         terms = [t for t in terms if t in vocab]
         if not terms:
             return LexicalScores(self._chunk_ids, np.zeros(len(self._chunk_ids), dtype=np.float32))
-        scores = self._model.get_scores(terms)
-        if feedback is not None and feedback.terms > 0:
-            scores = scores + feedback.weight * self._expansion(scores, {vocab[t] for t in terms}, feedback)
-        return LexicalScores(self._chunk_ids, scores)
-
-    def _expansion(self, scores: np.ndarray, query_terms: set[int], feedback: Feedback) -> np.ndarray:
-        """Scores of the expansion terms, each weighted by its share of the best term's weight."""
-        weights = self._weights()
-        top = np.argpartition(-scores, min(feedback.chunks, len(scores)) - 1)[: feedback.chunks]
-        top = top[scores[top] > 0]
-        mass = np.asarray(weights[top].sum(axis=0)).ravel()
-        mass[list(query_terms)] = 0.0
-        chosen = np.argpartition(-mass, min(feedback.terms, len(mass)) - 1)[: feedback.terms]
-        chosen = chosen[mass[chosen] > 0]
-        if not len(chosen):
-            return np.zeros_like(scores)
-        return np.asarray(weights[:, chosen] @ (mass[chosen] / mass[chosen].max())).ravel().astype(scores.dtype)
+        return LexicalScores(self._chunk_ids, self._model.get_scores(terms))
 
     def vocabulary(self) -> dict[str, int]:
         """Every index term with its document frequency (number of chunks using it)."""
@@ -148,18 +119,6 @@ class LexicalIndex:
                         by_deletion.setdefault(variant, []).append(known)
             self._frequency, self._by_deletion = frequency, by_deletion
         return correction(term, self._by_deletion, self._frequency)
-
-    def _weights(self):
-        """Chunks × terms BM25 weights (the model's own), built on first use."""
-        if self._weight_matrix is None:
-            from scipy import sparse
-
-            stored = self._model.scores
-            columns = len(stored["indptr"]) - 1
-            self._weight_matrix = sparse.csc_matrix(
-                (stored["data"], stored["indices"], stored["indptr"]), shape=(stored["num_docs"], columns)
-            ).tocsr()
-        return self._weight_matrix
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""
