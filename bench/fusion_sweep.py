@@ -232,7 +232,7 @@ def main() -> None:
         if "fusion" in args.only:
             for how, dense_min in FUSIONS:
                 for alpha in ALPHAS:
-                    for level in ("chunk", "document"):
+                    for level in ("chunk", "document") if how == "tmm" else ("chunk",):
                         emit(set=ds.name, system="convex", how=how, dense_min=dense_min, alpha=alpha,
                              level=level, depth=100, **metrics(ds, fused_documents(
                                  ds, d, lx, how=how, alpha=alpha, depth=100, level=level, dense_min=dense_min)))

@@ -81,9 +81,12 @@ def main() -> None:
             "MiniLM alone": lambda q: [p.doc_id for p in retriever.search_documents(q, DEPTH, mode="dense")],
             "BM25 alone": lambda q: [p.doc_id for p in retriever.search_documents(q, DEPTH, mode="lexical")],
         }
+        runs: dict[str, dict[str, list[str]]] = {system: {} for system in systems}
+        for query_id, text in data.queries.items():  # systems in turn: the query is encoded once
+            for system, search in systems.items():
+                runs[system][query_id] = [evaluate.beir_id(d) for d in search(text)]
         rows = []
-        for system, search in systems.items():
-            run = {q: [evaluate.beir_id(d) for d in search(text)] for q, text in data.queries.items()}
+        for system, run in runs.items():
             metrics = evaluate.score_run(run, data.qrels)
             rows.append({"system": system, **{k: round(v, 4) for k, v in metrics.items()}})
             _log(f"{name}: {json.dumps(rows[-1])}")
