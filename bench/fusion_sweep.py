@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", required=True, help="name:beir_dir:split:index_dir")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rag-fusion-cache"))
     parser.add_argument("--only", nargs="*", default=["fusion", "depth", "titles", "prf", "spelling"])
+    parser.add_argument("--fusions", nargs="*", help="only these, as how:floor (e.g. tmm:-1 floor100:0)")
     parser.add_argument("--how", default="tmm", help="fusion for the depth, titles and feedback sweeps")
     parser.add_argument("--dense-min", type=float, default=-1.0)
     parser.add_argument("--alpha", type=float, default=0.7)
@@ -231,6 +232,8 @@ def main() -> None:
             ds, fused_documents(ds, d, lx, how="rrf", alpha=0, depth=100, level="chunk")))
         if "fusion" in args.only:
             for how, dense_min in FUSIONS:
+                if args.fusions and f"{how}:{dense_min:g}" not in args.fusions:
+                    continue
                 for alpha in ALPHAS:
                     for level in ("chunk", "document") if how == "tmm" else ("chunk",):
                         emit(set=ds.name, system="convex", how=how, dense_min=dense_min, alpha=alpha,
