@@ -16,7 +16,7 @@ from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files
-from .retriever import get_retriever
+from .retriever import UNITS, get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
 
@@ -37,8 +37,8 @@ def retrieve(
     retriever = get_retriever(index_dir, settings)
     if unit == "document":
         return retriever.search_documents(query, k, mode=mode)
-    if unit != "passage":
-        raise ValueError(f"unit must be 'passage' or 'document', got {unit!r}")
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
     return retriever.search(query, k, mode=mode)
 
 

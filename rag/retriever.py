@@ -105,14 +105,14 @@ class _Places:
     """The passages chosen so far, found by document and by text, so each chunk is placed in
     constant time: merged into the passage it overlaps, dropped as a copy, or a new place."""
 
-    #: Texts are compared first by this many leading characters, in full only when those agree.
-    _PREFIX = 80
+    #: Texts are compared first by their first few words, in full only when those agree.
+    _LEAD_WORDS = 8
 
     def __init__(self, k: int):
         self.k = k
         self.chosen: list[list] = []  # [record, score, chunks merged into it]
         self._by_doc: dict[str, list[list]] = {}
-        self._texts: dict[str, list[str]] = {}  # leading characters → placed chunks' texts
+        self._texts: dict[str, list[str]] = {}  # first words → placed chunks' texts
 
     def add(self, record: ChunkRecord, score: float) -> bool:
         """Place ``record``; False once it would need a (k + 1)th place: the walk is over."""
@@ -136,11 +136,14 @@ class _Places:
 
     def _is_copy(self, text: str) -> bool:
         """The same text as a placed chunk (of another document: overlaps were checked first)."""
-        shown = self._texts.get(_spaced(text[: self._PREFIX]))
+        shown = self._texts.get(self._lead(text))
         return bool(shown) and _spaced(text) in {_spaced(t) for t in shown}
 
     def _remember(self, text: str) -> None:
-        self._texts.setdefault(_spaced(text[: self._PREFIX]), []).append(text)
+        self._texts.setdefault(self._lead(text), []).append(text)
+
+    def _lead(self, text: str) -> str:
+        return " ".join(text[: 40 * self._LEAD_WORDS].split()[: self._LEAD_WORDS]).casefold()
 
 
 class _Cosines:
