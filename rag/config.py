@@ -33,8 +33,8 @@ class Settings:
     top_k: int = 5
     mode: str = "hybrid"
     # Hybrid: weight of the dense score against BM25, each normalised per query from its lowest
-    # possible score (cosine −1, BM25 0) to the query's best (chosen on SciFact train and squad-dev
-    # paragraphs together; bench/README.md).
+    # possible score (cosine −1, BM25 0) to the query's best (chosen on squad-dev paragraphs;
+    # bench/README.md).
     dense_weight: float = 0.7
     # Answering: below this relevance (best evidence sentence: cosine + term overlap) the corpus
     # is said not to hold the answer; calibrated by bench/calibrate_refusal.py.
