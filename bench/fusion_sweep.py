@@ -36,7 +36,7 @@ from rag.config import load_settings  # noqa: E402
 from rag.embedding import embedder_for  # noqa: E402
 from rag.lexical import LexicalIndex  # noqa: E402
 from rag.text import index_tokens  # noqa: E402
-from rag.store import LEXICAL_DIR, META_FILE, VECTORS_FILE, read_current  # noqa: E402
+from rag.store import META_FILE, VECTORS_FILE, read_current  # noqa: E402
 
 ALPHAS = [round(a, 2) for a in np.arange(0.1, 0.95, 0.05)]
 
@@ -126,9 +126,6 @@ def normalise(scores: np.ndarray, how: str, lowest: float, mask: np.ndarray) -> 
         mean = np.nanmean(masked, axis=1, keepdims=True)
         std = np.nanstd(masked, axis=1, keepdims=True)
         return (scores - mean) / np.maximum(std, 1e-9)
-    if how == "minmax-cand":
-        low = np.where(mask, scores, np.inf).min(axis=1, keepdims=True)
-        return (scores - low) / np.maximum(top - low, 1e-9)
     raise ValueError(how)
 
 
