@@ -2,7 +2,7 @@
 
 One run, one table, one embedding model (the default offline all-MiniLM-L6-v2), one torch thread
 count for every system, the same documents (each BEIR document as the Markdown file `rag eval`
-writes: title heading, then the text) and the same scoring (documents by their best chunk):
+writes: title heading, then the text) and the same scoring (documents by their best chunk; rag ranks documents itself):
 
 - rag hybrid / dense / lexical: one `rag.build_index` of the folder, queried in each mode;
 - floor: plain SentenceTransformer.encode of whole documents + FAISS flat inner product;
@@ -44,7 +44,8 @@ from rag.retriever import Retriever  # noqa: E402
 
 DEFAULT_BEIR = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
 DEPTH = evaluate.RUN_DEPTH
-CHUNK_DEPTH = evaluate.CHUNK_DEPTH
+#: Chunks a chunk-returning peer is asked for, so that its top documents reach 100.
+CHUNK_DEPTH = 4 * DEPTH
 Search = Callable[[str], list[str]]  # query → document file names, best first
 
 
@@ -64,8 +65,7 @@ def _rag(corpus: Path, work: Path, settings) -> tuple[float, dict[str, Search]]:
 
     def searcher(mode: str) -> Search:
         def search(query: str) -> list[str]:
-            ranked = retriever.ranked_chunks(query, CHUNK_DEPTH, mode=mode)
-            return evaluate.best_chunk_per_document(record.doc_id for record, _ in ranked)
+            return [p.doc_id for p in retriever.search_documents(query, DEPTH, mode=mode)]
         return search
 
     return seconds, {f"rag {mode}": searcher(mode) for mode in ("hybrid", "dense", "lexical")}

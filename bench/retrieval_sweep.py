@@ -188,7 +188,7 @@ def encode(chunk_tokens: int, overlap: int, titles: str, precision: str, sentenc
 # ---------------------------------------------------------------- fusion variants
 
 NORMALISATION_DEPTH = 100  # rag.retriever.CANDIDATES
-EVAL_DEPTH = evaluate.CHUNK_DEPTH
+EVAL_DEPTH = 4 * evaluate.RUN_DEPTH  # chunks, as rag.evaluate read them before documents were a unit
 
 
 def _shift_scale(top: np.ndarray, how: str) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index, build_lock, build_locked
 from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files, unsupported_reason
-from .retriever import get_retriever
+from .retriever import UNITS, get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
 
@@ -27,10 +27,20 @@ def retrieve(
     *,
     index_dir: str | Path = "index",
     mode: str | None = None,
+    unit: str = "passage",
     settings: Settings | None = None,
 ) -> list[Passage]:
-    """The ``k`` best passages for ``query``, best first (mode: hybrid, dense or lexical)."""
-    return get_retriever(index_dir, settings).search(query, k, mode=mode)
+    """The ``k`` best passages for ``query``, best first (mode: hybrid, dense or lexical).
+
+    ``unit="document"``: the ``k`` best documents instead, each as its best passage (its score
+    is the document's), so ``k`` counts documents, not chunks of a few documents.
+    """
+    retriever = get_retriever(index_dir, settings)
+    if unit == "document":
+        return retriever.search_documents(query, k, mode=mode)
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    return retriever.search(query, k, mode=mode)
 
 
 def answer(

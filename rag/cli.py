@@ -64,7 +64,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from .api import retrieve
 
     settings = _settings(args)
-    passages = retrieve(args.query, args.k, index_dir=settings.index_dir, mode=args.mode, settings=settings)
+    passages = retrieve(args.query, args.k, index_dir=settings.index_dir, mode=args.mode, unit=args.unit,
+                        settings=settings)
     if args.json:
         print(json.dumps([asdict(p) for p in passages], indent=2, ensure_ascii=False))
         return 0
@@ -288,8 +289,10 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
     search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    search.add_argument("--unit", choices=["passage", "document"], default="passage",
+                        help="rank passages, or documents each shown by its best passage (k counts documents)")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_cmd_search)
 

@@ -43,9 +43,10 @@ class Settings:
     # Retrieval.
     top_k: int = 5
     mode: str = "hybrid"
-    # Hybrid: weight of the dense score against BM25, both min-max normalised per query
-    # (chosen on SciFact train; bench/README.md).
-    dense_weight: float = 0.6
+    # Hybrid: weight of the dense score against BM25, each normalised per query from its lowest
+    # possible score (cosine −1, BM25 0) to the query's best (chosen on squad-dev paragraphs;
+    # bench/README.md).
+    dense_weight: float = 0.7
     # Answering: the operating point on the probability that the best evidence answers the
     # question (rag/answering/relevance.py); below it the corpus is said not to hold the answer.
     # Its curve, measured by bench/calibrate_refusal.py, is in bench/README.md.

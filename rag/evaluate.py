@@ -3,8 +3,9 @@
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
 ``text``) and ``qrels/<split>.tsv`` (query id, document id, relevance; header line first). The
 corpus goes through the product's own path: each document becomes a Markdown file whose heading
-is its title, and :func:`rag.build_index` indexes the folder. A document's score for a query is
-its best chunk's score, so a ranking of chunks becomes a ranking of documents.
+is its title, and :func:`rag.build_index` indexes the folder. Results are documents
+(:meth:`Retriever.search_documents`): a document scores its best passage's score, and the run
+holds the top 100 documents, not the documents of the top 100 chunks.
 
 The metrics follow trec_eval (and so BEIR, MTEB and ranx): linear gains, log2 discount, judged
 relevance > 0 counts as relevant, and only queries with a relevant document are scored.
@@ -31,11 +32,8 @@ from .retriever import Retriever
 from .types import RagError
 
 Qrels = dict[str, dict[str, int]]
-#: The ranking depth the metrics need: Recall@100.
+#: The ranking depth the metrics need: Recall@100, counted on documents.
 RUN_DEPTH = 100
-#: Chunks taken from each list per query: a document may own several of the top chunks, and this
-#: is what ``search(query, k=100)`` looks at.
-CHUNK_DEPTH = 4 * RUN_DEPTH
 
 
 @dataclass(frozen=True)
@@ -176,7 +174,7 @@ def score_run(run: dict[str, list[str]], qrels: Qrels) -> dict[str, float]:
 
 
 def best_chunk_per_document(ranked_docs: Iterable[str], depth: int = RUN_DEPTH) -> list[str]:
-    """Documents in order of their best chunk: each document's first appearance counts."""
+    """Documents in order of their best chunk, for systems that rank chunks (peers in bench/)."""
     seen: dict[str, None] = {}
     for doc_id in ranked_docs:
         seen.setdefault(doc_id)
@@ -191,14 +189,14 @@ def best_chunk_per_document(ranked_docs: Iterable[str], depth: int = RUN_DEPTH) 
 def run_queries(
     retriever: Retriever, queries: dict[str, str], *, mode: str | None = None, progress: bool = False
 ) -> tuple[dict[str, list[str]], list[float]]:
-    """Each query's top documents (index doc ids, by best chunk) and its latency in seconds."""
-    retriever.ranked_chunks("warm up", CHUNK_DEPTH, mode=mode)  # loads the index: not a query's cost
+    """Each query's top documents (index doc ids) and its latency in seconds."""
+    retriever.search_documents("warm up", RUN_DEPTH, mode=mode)  # loads the index: not a query's cost
     run, latencies = {}, []
     for query_id, text in tqdm(queries.items(), desc="Querying", unit="query", disable=not progress):
         started = time.perf_counter()
-        ranked = retriever.ranked_chunks(text, CHUNK_DEPTH, mode=mode)
+        documents = retriever.search_documents(text, RUN_DEPTH, mode=mode)
         latencies.append(time.perf_counter() - started)
-        run[query_id] = best_chunk_per_document(record.doc_id for record, _ in ranked)
+        run[query_id] = [passage.doc_id for passage in documents]
     return run, latencies
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import index_tokens
+from .text import correction, deletions, index_tokens
 
 K1 = 1.5
 B = 0.75
@@ -149,6 +149,8 @@ class LexicalIndex:
                 norm[~live] = np.inf
             self._norms.append(norm)
         self._vocabulary: dict[str, int] | None = None
+        self._by_deletion: dict[str, list[str]] | None = None
+        self._frequency: dict[str, int] = {}
 
     @classmethod
     def build(cls, chunk_ids: list[int], texts: list[str]) -> "LexicalIndex":
@@ -224,9 +226,16 @@ class LexicalIndex:
             self._vocabulary = vocabulary
         return self._vocabulary
 
-    def scores(self, query: str) -> LexicalScores:
-        """Score every chunk once; hybrid search needs both the top list and other chunks' scores."""
-        return self.scores_of_terms(index_tokens([query])[0])
+    def scores(self, query: str, spelling: bool = True) -> LexicalScores:
+        """Score every chunk once; hybrid search needs both the top list and other chunks' scores.
+
+        ``spelling``: a query term the chunks never use is read as the most frequent one they do
+        use one typo away, if any (measured: bench/README.md, fusion sweep)."""
+        terms = index_tokens([query])[0]
+        if spelling:
+            vocabulary = self.vocabulary()
+            terms = [t if t in vocabulary else self._correction(t) or t for t in terms]
+        return self.scores_of_terms(terms)
 
     def scores_of_terms(self, terms: list[str]) -> LexicalScores:
         """BM25 of a bag of index terms (a repeated term counts again, as in bm25s)."""
@@ -252,6 +261,17 @@ class LexicalIndex:
                 else:
                     scores[position[rows]] += weight
         return LexicalScores(self._chunk_ids, scores)
+
+    def _correction(self, term: str) -> str | None:
+        if self._by_deletion is None:
+            frequency = self.vocabulary()
+            by_deletion: dict[str, list[str]] = {}
+            for known in frequency:
+                if len(known) >= 4:
+                    for variant in deletions(known) | {known}:
+                        by_deletion.setdefault(variant, []).append(known)
+            self._frequency, self._by_deletion = frequency, by_deletion
+        return correction(term, self._by_deletion, self._frequency)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""

@@ -1,11 +1,16 @@
-"""Query → ranked passages: dense (FAISS), lexical (BM25) or both fused.
+"""Query → ranked passages or documents: dense (FAISS), lexical (BM25) or both fused.
 
-Hybrid fusion is a convex combination of the two scores, each min-max normalised per query over
-its own top list: dense similarity finds paraphrases, BM25 finds exact names, numbers and rare
-terms, and the normalisation puts a query's best match of each kind at 1. A candidate found by
-one list only still gets its true score from the other (not a guess), so a chunk's fused score
-does not depend on how many candidates were taken. On SciFact this beat reciprocal rank fusion;
-see bench/README.md for the measurements behind the weight.
+Hybrid fusion is a convex combination of the two scores, each normalised per query by theoretical
+min-max: a list's lowest possible score (cosine −1, BM25 0) maps to 0 and the query's best match
+of that kind to 1. Dense similarity finds paraphrases, BM25 finds exact names, numbers and rare
+terms. The floor is a property of the scorer, not of a rank's score, so fused scores are bounded
+in [0, 1], a chunk's score never depends on how many candidates were taken or how bunched a list's
+top is, and a chunk missing from one list still gets its true score there (looked up, not
+guessed). bench/fusion_sweep.py measured this against the alternatives (rank-floor min-max,
+z-score, reciprocal rank fusion) on two data sets; see bench/README.md.
+
+A document's score is its best passage's: documents as results (``search_documents``) rank
+documents, carry that best passage, and count documents, not chunks.
 """
 
 from __future__ import annotations
@@ -24,64 +29,68 @@ from .store import Snapshot, check_compatible, open_snapshot, read_current
 from .types import ChunkRecord, Document, DocumentInfo, Passage, Place
 
 MODES = ("hybrid", "dense", "lexical")
-#: Candidates taken from each list, and the depth whose scores set the normalisation range.
+UNITS = ("passage", "document")
+#: Fewest chunks taken from each list; fusion ranks their union (depth measured, bench/README.md).
 CANDIDATES = 100
+#: The lowest score each list can give: the 0 of theoretical min-max normalisation.
+DENSE_FLOOR = -1.0
+LEXICAL_FLOOR = 0.0
 #: Most chunks one returned passage is merged from (neighbouring chunks share a sentence).
 MERGED_CHUNKS = 2
+#: Fewest chunk texts read at a time while walking down a ranking.
+_BATCH = 16
 
 Ranking = list[tuple[int, float]]
 ScoreLookup = Callable[[list[int]], list[float]]
 
 
-def _normalised(scores: list[float], top: list[float], lowest: float | None) -> np.ndarray:
-    """``scores`` mapped so a list's best is 1 and its floor 0.
-
-    The floor is the score at rank :data:`CANDIDATES`, whatever the number of candidates taken,
-    so a chunk's normalised score never depends on the depth asked for. A list shorter than that
-    holds every chunk with a score, so its floor is the lowest possible (``lowest``: 0 for BM25,
-    whose list leaves out chunks without a query term) or, for dense, its last.
-    """
-    if not top:
+def _normalised(scores: np.ndarray, best: float, floor: float) -> np.ndarray:
+    """``scores`` mapped from [floor, the query's best] onto [0, 1], clipped: bounded, and the
+    same whatever the number of candidates."""
+    if best <= floor:
         return np.zeros(len(scores))
-    if len(top) >= CANDIDATES:
-        floor = top[CANDIDATES - 1]
-    else:
-        floor = top[-1] if lowest is None else lowest
-    best = top[0]
-    return (np.asarray(scores, dtype=np.float64) - floor) / ((best - floor) or 1.0)
+    return np.clip((scores - floor) / (best - floor), 0.0, 1.0)
 
 
-def _scores_of(candidates: list[int], ranking: Ranking, look_up: ScoreLookup) -> list[float]:
+def _scores_of(candidates: np.ndarray, ranking: Ranking, look_up: ScoreLookup) -> np.ndarray:
     """Each candidate's score in one list: from the ranking, else looked up (true, not guessed)."""
     known = dict(ranking)
-    missing = [c for c in candidates if c not in known]
+    missing = [int(c) for c in candidates if c not in known]
     known.update(zip(missing, look_up(missing)))
-    return [known[c] for c in candidates]
+    return np.fromiter((known[c] for c in candidates.tolist()), dtype=np.float64, count=len(candidates))
 
 
 def _fuse(
     dense: Ranking, dense_of: ScoreLookup, lexical: Ranking, lexical_of: ScoreLookup, dense_weight: float
 ) -> Ranking:
-    """Convex combination of normalised dense and BM25 scores over both lists' chunks."""
-    candidates = list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in lexical]))
-    dense_part = _normalised(_scores_of(candidates, dense, dense_of), [s for _, s in dense], None)
-    lexical_part = _normalised(_scores_of(candidates, lexical, lexical_of), [s for _, s in lexical], 0.0)
-    fused = dense_weight * dense_part + (1.0 - dense_weight) * lexical_part
+    """Convex combination of normalised dense and BM25 scores over both lists' chunks, best first.
+
+    Each list's best is its first entry: both lists are exact top lists of their scorer."""
+    candidates = np.fromiter(dict.fromkeys([c for c, _ in dense] + [c for c, _ in lexical]), dtype=np.int64)
+    if not len(candidates):
+        return []
+    dense_best = dense[0][1] if dense else DENSE_FLOOR
+    lexical_best = lexical[0][1] if lexical else LEXICAL_FLOOR
+    fused = (
+        dense_weight * _normalised(_scores_of(candidates, dense, dense_of), dense_best, DENSE_FLOOR)
+        + (1.0 - dense_weight)
+        * _normalised(_scores_of(candidates, lexical, lexical_of), lexical_best, LEXICAL_FLOOR)
+    )
     order = np.argsort(-fused, kind="stable")
-    return [(candidates[i], float(fused[i])) for i in order]
+    return list(zip(candidates[order].tolist(), fused[order].tolist()))
 
 
-def _same_place(a: ChunkRecord, b: ChunkRecord) -> bool:
-    """Overlapping spans of one document, or the same text in two documents (a copy)."""
-    if a.doc_id == b.doc_id:
-        return min(a.end, b.end) > max(a.start, b.start)
-    return " ".join(a.text.split()).casefold() == " ".join(b.text.split()).casefold()
+def _spaced(text: str) -> str:
+    """Text as a copy of it elsewhere would compare: spacing and case ignored."""
+    return " ".join(text.split()).casefold()
+
+
+def _overlaps(a: ChunkRecord, b: ChunkRecord) -> bool:
+    return min(a.end, b.end) > max(a.start, b.start)
 
 
 def _merged(a: ChunkRecord, b: ChunkRecord) -> ChunkRecord:
-    """The better chunk ``a`` widened to cover overlapping ``b`` (a copy elsewhere is dropped)."""
-    if a.doc_id != b.doc_id:
-        return a
+    """The better chunk ``a`` widened to cover overlapping ``b`` of the same document."""
     text = a.text
     if b.start < a.start:
         text = b.text[: a.start - b.start] + text
@@ -90,6 +99,65 @@ def _merged(a: ChunkRecord, b: ChunkRecord) -> ChunkRecord:
     start = min(a.start, b.start)
     page = b.page if b.start < a.start else a.page
     return replace(a, text=text, start=start, end=max(a.end, b.end), page=page)
+
+
+class _Places:
+    """The passages chosen so far, found by document and by text, so each chunk is placed in
+    constant time: merged into the passage it overlaps, dropped as a copy, or a new place."""
+
+    #: Texts are compared first by their first few words, in full only when those agree.
+    _LEAD_WORDS = 8
+
+    def __init__(self, k: int):
+        self.k = k
+        self.chosen: list[list] = []  # [record, score, chunks merged into it]
+        self._by_doc: dict[str, list[list]] = {}
+        self._texts: dict[str, list[str]] = {}  # first words → placed chunks' texts
+
+    def add(self, record: ChunkRecord, score: float) -> bool:
+        """Place ``record``; False once it would need a (k + 1)th place: the walk is over."""
+        same_doc = self._by_doc.get(record.doc_id, [])
+        place = next((entry for entry in same_doc if _overlaps(entry[0], record)), None)
+        if place is None:
+            if self._is_copy(record.text):
+                return True
+            if len(self.chosen) == self.k:
+                return False
+            entry = [record, score, 1]
+            self.chosen.append(entry)
+            self._by_doc.setdefault(record.doc_id, []).append(entry)
+            self._remember(record.text)
+        elif place[2] < MERGED_CHUNKS:
+            widened = _merged(place[0], record)
+            if not any(_overlaps(entry[0], widened) for entry in same_doc if entry is not place):
+                place[0], place[2] = widened, place[2] + 1
+                self._remember(record.text)
+        return True
+
+    def _is_copy(self, text: str) -> bool:
+        """The same text as a placed chunk (of another document: overlaps were checked first)."""
+        shown = self._texts.get(self._lead(text))
+        return bool(shown) and _spaced(text) in {_spaced(t) for t in shown}
+
+    def _remember(self, text: str) -> None:
+        self._texts.setdefault(self._lead(text), []).append(text)
+
+    def _lead(self, text: str) -> str:
+        return " ".join(text[: 40 * self._LEAD_WORDS].split()[: self._LEAD_WORDS]).casefold()
+
+
+class _Cosines:
+    """The query vector's cosine with chunks: known from the dense list, else looked up once."""
+
+    def __init__(self, snapshot: Snapshot, vector: np.ndarray):
+        self.snapshot, self.vector = snapshot, vector
+        self.known: dict[int, float] = {}
+
+    def of(self, chunk_ids: list[int]) -> list[float]:
+        missing = [i for i in chunk_ids if i not in self.known]
+        if missing:
+            self.known.update(self.snapshot.similarities(self.vector, missing))
+        return [self.known[i] for i in chunk_ids]
 
 
 class Retriever:
@@ -141,16 +209,39 @@ class Retriever:
 
         ``snapshot`` pins the index version (a request that reads several times passes the one it
         started with); by default the active version."""
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        snapshot, vector, ranked = self._rank(query, 4 * k, mode, snapshot)
-        return self._passages(snapshot, vector, ranked, k)
+        _check_k(k)
+        snapshot, cosines, ranked = self._rank(query, 2 * k, mode, snapshot)
+        places = _Places(k)
+        step = max(k, _BATCH)
+        for start in range(0, len(ranked), step):  # texts read in batches, only as deep as needed
+            batch = ranked[start : start + step]
+            records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
+            if not all(places.add(records[chunk_id], score) for chunk_id, score in batch):
+                break
+        similarity = cosines.of([r.chunk_id for r, _, _ in places.chosen])
+        return [_passage(r, score, cosine) for (r, score, _), cosine in zip(places.chosen, similarity)]
+
+    def search_documents(
+        self, query: str, k: int = 5, *, mode: str | None = None, snapshot: Snapshot | None = None
+    ) -> list[Passage]:
+        """The k best documents, each as its best passage: a document scores what its best chunk
+        scores, so ``k`` counts documents however many of their chunks match."""
+        _check_k(k)
+        depth = 2 * k
+        while True:
+            snapshot, cosines, ranked = self._rank(query, depth, mode, snapshot)
+            best = self._best_per_document(snapshot, ranked, k)
+            if len(best) == k or depth >= len(snapshot):  # enough, or every chunk was a candidate
+                break
+            depth *= 4  # the top chunks belong to fewer than k documents: look deeper
+        similarity = cosines.of([r.chunk_id for r, _ in best])
+        return [_passage(r, score, cosine) for (r, score), cosine in zip(best, similarity)]
 
     def ranked_chunks(
         self, query: str, depth: int, *, mode: str | None = None, snapshot: Snapshot | None = None
     ) -> list[tuple[ChunkRecord, float]]:
         """Candidate chunks with their scores, best first, as :meth:`search` sees them before
-        merging; at least ``depth`` from each list. Evaluation ranks documents by this."""
+        merging; at least ``depth`` from each list."""
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"depth must be a positive integer, got {depth!r}")
         snapshot, _, ranked = self._rank(query, depth, mode, snapshot)
@@ -159,59 +250,54 @@ class Retriever:
 
     def _rank(
         self, query: str, depth: int, mode: str | None, snapshot: Snapshot | None
-    ) -> tuple[Snapshot, np.ndarray, Ranking]:
+    ) -> tuple[Snapshot, _Cosines, Ranking]:
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         snapshot = snapshot or self.snapshot()
-        vector = self.embedder.embed_query(query)
+        cosines = _Cosines(snapshot, self.embedder.embed_query(query))
         if len(snapshot) == 0:
-            return snapshot, vector, []
+            return snapshot, cosines, []
         depth = max(CANDIDATES, depth)
-        if mode == "dense":
-            return snapshot, vector, snapshot.search_dense(vector, depth)
+        if mode != "lexical":
+            dense = snapshot.search_dense(cosines.vector, depth)
+            cosines.known.update(dense)
+            if mode == "dense":
+                return snapshot, cosines, dense
         lexical_scores = snapshot.lexical_scores(query)
         lexical = lexical_scores.top(depth)
         if mode == "lexical":
-            return snapshot, vector, lexical
-        dense = snapshot.search_dense(vector, depth)
+            return snapshot, cosines, lexical
+        ranked = _fuse(dense, cosines.of, lexical, lexical_scores.of, self.settings.dense_weight)
+        return snapshot, cosines, ranked
 
-        def similarities(ids: list[int]) -> list[float]:
-            found = snapshot.similarities(vector, ids)
-            return [found[i] for i in ids]
+    @staticmethod
+    def _best_per_document(snapshot: Snapshot, ranked: Ranking, k: int) -> list[tuple[ChunkRecord, float]]:
+        """Each document's first (best) chunk in ``ranked``, for the k best documents."""
+        best: dict[str, tuple[ChunkRecord, float]] = {}
+        step = max(k, _BATCH)
+        for start in range(0, len(ranked), step):
+            batch = ranked[start : start + step]
+            records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
+            for chunk_id, score in batch:
+                record = records[chunk_id]
+                if record.doc_id not in best:
+                    best[record.doc_id] = (record, score)
+                    if len(best) == k:
+                        return list(best.values())
+        return list(best.values())
 
-        ranked = _fuse(dense, similarities, lexical, lexical_scores.of, self.settings.dense_weight)
-        return snapshot, vector, ranked
 
-    def _passages(self, snapshot: Snapshot, vector, ranked: Ranking, k: int) -> list[Passage]:
-        """The top k different places: a chunk overlapping a better one is merged into it.
+def _check_k(k) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
 
-        A passage absorbs at most ``MERGED_CHUNKS`` chunks and never grows into another passage,
-        so chains of overlapping neighbours do not swallow a whole document; a chunk that cannot
-        merge is dropped, its place being shown already.
-        """
-        ranked = ranked[: 4 * k]
-        records = snapshot.chunks([chunk_id for chunk_id, _ in ranked])
-        chosen: list[list] = []  # [record, score, chunks merged into it]
-        for chunk_id, score in ranked:
-            record = records[chunk_id]
-            place = next((entry for entry in chosen if _same_place(entry[0], record)), None)
-            if place is None:
-                if len(chosen) == k:
-                    break
-                chosen.append([record, score, 1])
-            elif place[2] < MERGED_CHUNKS and place[0].doc_id == record.doc_id:
-                widened = _merged(place[0], record)
-                if not any(_same_place(other[0], widened) for other in chosen if other is not place):
-                    place[0], place[2] = widened, place[2] + 1
-        similarity = snapshot.similarities(vector, [r.chunk_id for r, _, _ in chosen])
-        return [
-            Passage(r.text, r.doc_id, r.title, score, r.start, r.end, r.page, r.chunk_id,
-                    similarity[r.chunk_id])
-            for r, score, _ in chosen
-        ]
+
+def _passage(record: ChunkRecord, score: float, similarity: float) -> Passage:
+    return Passage(record.text, record.doc_id, record.title, score, record.start, record.end,
+                   record.page, record.chunk_id, similarity)
 
 
 _retrievers: dict[tuple[Path, Settings], Retriever] = {}

@@ -64,6 +64,27 @@ def content_terms(text: str) -> set[str]:
     return {stem(word) for word in words(text) if is_content(word)}
 
 
+def deletions(word: str) -> set[str]:
+    """``word`` with any one character left out: two words one typo apart (a letter added,
+    dropped, changed or two swapped) share one of these or one is the other (symmetric delete)."""
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+def correction(term: str, by_deletion: dict[str, list[str]], frequency: dict[str, int]) -> str | None:
+    """The most frequent known term one typo from ``term`` (an index term, as ``index_tokens``
+    makes them), or None. ``by_deletion`` maps each of :func:`deletions` of every known term, and
+    each known term itself, to the known terms it comes from. Terms shorter than five characters
+    are left alone: one letter changes too much of them."""
+    if len(term) < 5:
+        return None
+    near = set(by_deletion.get(term, ()))
+    for variant in deletions(term):
+        near.update(by_deletion.get(variant, ()))
+        if variant in frequency:
+            near.add(variant)
+    return max(near, key=lambda t: (frequency[t], t), default=None)
+
+
 _english_counts = None
 
 
@@ -95,10 +116,6 @@ def within_one_edit(a: str, b: str) -> bool:
     return short[i:] == long[i + 1:]
 
 
-def _deletions(word: str) -> set[str]:
-    return {word[:i] + word[i + 1:] for i in range(len(word))} | {word}
-
-
 class Vocabulary:
     """The words of a corpus, folded, with how often each occurs, for spelling-tolerant matching.
 
@@ -120,7 +137,7 @@ class Vocabulary:
         self._by_deletion: dict[str, list[str]] = {}
         for word in self.counts:
             if len(word) >= self.MIN_FUZZY_LENGTH - 1:
-                for key in _deletions(word):
+                for key in deletions(word) | {word}:
                     self._by_deletion.setdefault(key, []).append(word)
 
     def __contains__(self, word: str) -> bool:
@@ -135,6 +152,6 @@ class Vocabulary:
             return folded
         if len(folded) < self.MIN_FUZZY_LENGTH or folded.isdigit():
             return None
-        candidates = {c for key in _deletions(folded) for c in self._by_deletion.get(key, ())}
+        candidates = {c for key in deletions(folded) | {folded} for c in self._by_deletion.get(key, ())}
         close = [c for c in candidates if within_one_edit(folded, c) and not c.isdigit()]
         return max(close, key=lambda c: (self.counts[c], c)) if close else None

@@ -75,3 +75,22 @@ def test_parts_score_as_one_index_over_their_live_rows():
     merged = LexicalIndex.merged([(first, live), (second, np.ones(2, dtype=bool))])
     assert merged.search("harbor container", 5) == pytest.approx(whole.search("harbor container", 5))
     assert len(split) == len(merged) == 4
+
+
+def test_vocabulary_counts_the_chunks_using_each_term(index):
+    vocabulary = index.vocabulary()
+    assert vocabulary["engin"] == 1 and vocabulary["territori"] == 1
+    extra = LexicalIndex.build([1, 2], ["fans and engines", "an engine"])
+    assert extra.vocabulary()["engin"] == 2
+    assert LexicalIndex.build([], []).vocabulary() == {}
+
+
+def test_a_misspelt_query_term_matches_the_word_the_chunks_use(index):
+    assert index.search("turbofna", 5)[0][0] == 21  # two letters swapped
+    assert index.search("teritory", 5)[0][0] == 8  # a letter dropped
+    assert index.search("turbofan", 5) == index.scores("turbofan", spelling=False).top(5)
+    assert index.scores("turbofna", spelling=False).top(5) == []
+
+
+def test_short_words_are_not_respelt(index):
+    assert index.search("fam", 5) == []  # "fan" is one letter away, but three letters are too few

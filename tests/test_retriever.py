@@ -145,3 +145,54 @@ def test_a_copy_of_a_passage_in_another_document_is_shown_once(tmp_path):
     doc_ids = [p.doc_id for p in retrieve("Fastnet lighthouse", 3, index_dir=index)]
     assert len(doc_ids) == 2 and "other.txt" in doc_ids
     assert ("lighthouse.txt" in doc_ids) != ("lighthouse copy.txt" in doc_ids)
+
+
+def test_fused_scores_are_bounded_when_the_keyword_top_is_bunched():
+    # BM25's top 100 all score about the same; the best embedding match has none of the words.
+    lexical = [(i, 10.0 - i / 1000) for i in range(CANDIDATES)]
+    dense = [(999, 0.9)] + [(i, 0.3) for i in range(CANDIDATES - 1)]
+
+    def dense_of(ids):
+        return [0.9 if i == 999 else 0.3 for i in ids]
+
+    def lexical_of(ids):
+        return [0.0 if i == 999 else 10.0 - i / 1000 for i in ids]
+
+    scores = dict(_fuse(dense, dense_of, lexical, lexical_of, 0.6))
+    assert all(0.0 <= s <= 1.0 for s in scores.values())
+    assert scores[999] == pytest.approx(0.6)  # its dense part whole, its keyword part 0, not below
+    # Deeper lists change nobody's score: the floor is the scorer's lowest, not a rank's score.
+    deeper = dict(_fuse(dense, dense_of, lexical + [(500, 0.5)], lexical_of, 0.6))
+    assert all(deeper[c] == pytest.approx(s) for c, s in scores.items())
+
+
+def test_documents_as_results_count_documents_and_carry_their_best_passage(index_dir):
+    query = "bread baked in an oven"
+    documents = retrieve(query, 4, index_dir=index_dir, unit="document")
+    assert len(documents) == 4 and len({p.doc_id for p in documents}) == 4
+    assert [p.score for p in documents] == sorted((p.score for p in documents), reverse=True)
+    passages = retrieve(query, 20, index_dir=index_dir)
+    best = {}
+    for p in passages:
+        best.setdefault(p.doc_id, p)
+    for document in documents:
+        assert document.score == pytest.approx(best[document.doc_id].score)
+        assert document.text in best[document.doc_id].text
+
+
+def test_documents_as_results_reach_k_documents_past_a_document_of_many_chunks(tmp_path):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    long_text = " ".join(f"Volcano note {n}: the crater of the volcano erupted lava again." for n in range(40))
+    (corpus / "volcano.txt").write_text("Volcano diary\n" + long_text)
+    for n in range(3):
+        (corpus / f"short{n}.txt").write_text(f"Note {n}\nA short note about volcano number {n}.")
+    settings = load_settings(chunk_tokens=40, chunk_overlap_sentences=0)
+    build_index(corpus, index, settings=settings)
+    documents = retrieve("volcano crater lava", 4, index_dir=index, unit="document", settings=settings)
+    assert sorted(p.doc_id for p in documents) == ["short0.txt", "short1.txt", "short2.txt", "volcano.txt"]
+
+
+def test_an_unknown_result_unit_is_refused(index_dir):
+    with pytest.raises(ValueError, match="unit"):
+        retrieve("bread", 3, index_dir=index_dir, unit="chapter")
