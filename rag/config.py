@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -37,6 +37,8 @@ class Settings:
     # Per upload request in the web app: at most this many files, this many MB together.
     max_upload_files: int = 20
     max_upload_mb: float = 200.0
+    # Web login as USER:PASSWORD (RAG_AUTH or --auth); unset, the page asks for none.
+    auth: str = field(default="", repr=False)
     # Each file is parsed in a child process bounded by these, so a hostile file is just skipped.
     parse_timeout_s: float = 60.0
     parse_memory_mb: int = 2048
@@ -58,7 +60,7 @@ class Settings:
     # Optional OpenAI-compatible endpoint; nothing is sent anywhere unless llm_base_url is set.
     llm_base_url: str = ""
     llm_model: str = ""
-    llm_api_key: str = ""
+    llm_api_key: str = field(default="", repr=False)  # secrets stay out of logs and tracebacks
     llm_timeout: float = 60.0
 
     def __post_init__(self) -> None:

@@ -711,7 +711,7 @@ def serve(
     follow_corpus: bool = False, allow_no_login: bool = False,
 ) -> int:
     """Run the web chat until interrupted."""
-    login = parse_auth(auth or os.environ.get("RAG_AUTH"))
+    login = parse_auth(auth or settings.auth)
     check_can_serve(settings, host, port, login, allow_no_login)
     if host not in LOOPBACK_HOSTS and login is None:
         print(f"rag: warning: serving on {host} without a login (--allow-no-login)", file=sys.stderr)
