@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 
-import bm25s
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 _STEMMER = Stemmer.Stemmer("english")
-# Answers also drop words that only frame a question ("tell me", "would you know").
-_QUESTION_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"also", "would", "could", "us", "tell", "know"}
 # A word: a letter or digit in any script, then letters, digits, hyphens or apostrophes within it.
 _WORD = re.compile(r"[^\W_](?:[\w\-’']*[^\W_])?")
 
@@ -34,6 +31,8 @@ def fold(text: str) -> str:
 
 def index_tokens(texts: list[str]) -> list[list[str]]:
     """BM25 terms of each text: folded, stop words dropped, stemmed."""
+    import bm25s  # on first use: parsing files and the CLI's start need none of bm25s, numpy, scipy
+
     return bm25s.tokenize(
         [fold(t) for t in texts], stopwords="en", stemmer=_STEMMER,
         return_ids=False, show_progress=False,
@@ -54,9 +53,17 @@ def stem(word: str) -> str:
     return _STEMMER.stemWord(fold(word))
 
 
+@cache
+def _question_stopwords() -> frozenset[str]:
+    """Stop words, and words that only frame a question ("tell me", "would you know")."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS) | {"also", "would", "could", "us", "tell", "know"}
+
+
 def is_content(word: str) -> bool:
     """Not a stop word, and more than one character unless a digit."""
-    return fold(word) not in _QUESTION_STOPWORDS and (len(word) > 1 or word.isdigit())
+    return fold(word) not in _question_stopwords() and (len(word) > 1 or word.isdigit())
 
 
 def content_terms(text: str) -> set[str]:
