@@ -21,7 +21,8 @@ from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
 from .loaders import file_hash, find_files
-from .store import Snapshot, VersionWriter, check_compatible, open_snapshot, read_current
+from .index.backends import current_version, open_reader, open_writer
+from .store import Snapshot, check_compatible
 from .types import Chunk, Document, IndexStats, LoadError, RagError
 
 CHUNKER_VERSION = 1
@@ -143,8 +144,8 @@ def build_locked(
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     chunking = chunking_parameters(settings)
     base: Snapshot | None = None
-    if not full and read_current(index_dir) is not None:
-        base = open_snapshot(index_dir)
+    if not full and current_version(settings, index_dir) is not None:
+        base = open_reader(settings, index_dir)
     try:
         if base is not None:
             check_compatible(base.manifest, settings.model, chunking, index_dir)
@@ -206,7 +207,7 @@ def _write(
         for text, c in zip(texts, chunks)
     ]
     vectors, span_vectors = embedder.embed_documents_and_spans(texts, spans, progress=progress)
-    writer = VersionWriter(index_dir, base, embedder.dimension)
+    writer = open_writer(settings, index_dir, base, embedder.dimension)
     try:
         next_id = base.manifest["next_chunk_id"] if base else 0
         for doc_id in plan.removed:
@@ -221,7 +222,7 @@ def _write(
                                 _sentence_vectors(p.chunks, span_vectors[rows]))
             next_id += len(p.chunks)
             row += len(p.chunks)
-        plan.stats.chunks = writer.vectors.ntotal
+        plan.stats.chunks = len(writer)
         writer.commit({
             "model": settings.model,
             "dimension": embedder.dimension,

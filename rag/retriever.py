@@ -20,7 +20,8 @@ import numpy as np
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .indexer import chunking_parameters
-from .store import Snapshot, check_compatible, open_snapshot, read_current
+from .index.backends import current_version, open_reader
+from .store import Snapshot, check_compatible
 from .types import ChunkRecord, Document, DocumentInfo, Passage, Place
 
 MODES = ("hybrid", "dense", "lexical")
@@ -110,9 +111,9 @@ class Retriever:
     def snapshot(self) -> Snapshot:
         """The active index version, reopened when CURRENT has been swapped by a build."""
         with self._lock:
-            version = read_current(self.index_dir)
+            version = current_version(self.settings, self.index_dir)
             if self._loaded is None or version != self._version:
-                snapshot = open_snapshot(self.index_dir)
+                snapshot = open_reader(self.settings, self.index_dir)
                 check_compatible(
                     snapshot.manifest, self.settings.model, chunking_parameters(self.settings),
                     self.index_dir,

@@ -308,6 +308,9 @@ class VersionWriter:
              for (start, end), vector in (sentences or {}).items()],
         )
 
+    def __len__(self) -> int:
+        return self.vectors.ntotal
+
     def lexical_rows(self) -> tuple[list[int], list[str]]:
         """Every chunk as BM25 sees it: the document title counts as part of each chunk."""
         rows = self.db.execute(
