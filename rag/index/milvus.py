@@ -6,8 +6,8 @@ Per version ``<prefix>_v<stamp>``:
   servers with BM25 (Milvus >= 2.5, milvus-lite 2.5), its BM25 terms with the server's BM25
   function writing a sparse vector from them. The terms are ``rag.text.index_tokens`` joined by
   spaces and split again by a whitespace analyzer, so the server counts exactly the terms the local
-  backend counts; with the same k1 and b its scores are the local ones times (k1 + 1), a constant
-  that the retriever's per-query min-max normalisation removes, so hybrid fusion is the same.
+  backend counts; with the same k1 and b its scores are the local ones times (k1 + 1), divided
+  out here, so lexical and hybrid results are the local ones (the retriever fuses them the same way).
 - ``…_records``: everything else a request reads, keyed rows with a vector field: sentence vectors
   for answers (served per request by key), and documents' texts, document info, the manifest and
   the build's state as text pieces (Milvus strings are at most 65,535 bytes).
@@ -246,7 +246,8 @@ class MilvusLexicalScores:
         hits = self._client.search(
             self._collection, data=[self._terms], anns_field="sparse", limit=min(limit, MAX_HITS),
             filter=filter, search_params={"metric_type": "BM25"})[0]
-        return [(int(h["id"]), float(h["distance"])) for h in hits if h["distance"] > 0]
+        # Milvus's BM25 keeps the (k1 + 1) factor that bm25s's Lucene variant drops.
+        return [(int(h["id"]), float(h["distance"]) / (BM25_K1 + 1)) for h in hits if h["distance"] > 0]
 
     def top(self, k: int) -> list[tuple[int, float]]:
         return self._search(k)
