@@ -19,6 +19,9 @@ reader sees. milvus-lite has no aliases: there the pointer is a one-row collecti
 are created with Strong consistency: a writer reads its own writes (resume, counts) and a reader in
 another process sees a committed version whole.
 
+Every write is an upsert by key: pymilvus retries a call whose connection dropped (milvus-lite
+drops idle ones), and an insert retried after it landed would store its rows twice.
+
 A build copies the current version into the new one (server-side rows, no embedding), then applies
 removals and additions: its cost is one pass over the rows plus the embedding of what changed.
 """
@@ -374,7 +377,7 @@ class MilvusWriter:
 
     def _put_blob(self, kind: str, doc_key: str, text: str) -> None:
         self._client.delete(self._records, filter=f'kind == "{kind}" and doc_key == "{doc_key}"')
-        self._client.insert(self._records, self._blob_rows(kind, doc_key, text))
+        self._client.upsert(self._records, self._blob_rows(kind, doc_key, text))
 
     def _blob_or(self, kind: str, default: str) -> str:
         rows = self._client.query(self._records, filter=f'kind == "{kind}" and doc_key == ""',
@@ -405,7 +408,7 @@ class MilvusWriter:
                 row["terms"] = " ".join(index_tokens([f"{doc.title}\n{chunk.text}"])[0])
             rows.append(row)
         for first in range(0, len(rows), BATCH):
-            self._client.insert(self._chunks, rows[first : first + BATCH])
+            self._client.upsert(self._chunks, rows[first : first + BATCH])
         sentence_rows = [
             {"key": f"sentence:{key}:{start}:{end}", "kind": "sentence", "doc_key": key, "piece": 0,
              "body": "", "vector": np.asarray(vector, dtype=np.float32).tolist()}
@@ -413,10 +416,10 @@ class MilvusWriter:
         text_rows = self._blob_rows("text", key, doc.text)
         for batch in (sentence_rows, text_rows):
             for first in range(0, len(batch), BATCH):
-                self._client.insert(self._records, batch[first : first + BATCH])
+                self._client.upsert(self._records, batch[first : first + BATCH])
         info = {"doc_id": doc.doc_id, "title": doc.title, "content_hash": doc.content_hash,
                 "page_starts": list(doc.page_starts), "chunks": len(chunks), "indexed_at": time.time()}
-        self._client.insert(self._records, self._blob_rows("docinfo", key, json.dumps(info)))
+        self._client.upsert(self._records, self._blob_rows("docinfo", key, json.dumps(info)))
 
     def written_documents(self) -> dict[str, str]:
         """Documents already whole in this version, doc_id -> content hash."""

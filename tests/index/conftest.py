@@ -67,3 +67,4 @@ def backend(request, tmp_path) -> Backend:
         return Backend("milvus-lite", request.getfixturevalue("milvus_lite_uri"), tmp_path)
     server = request.getfixturevalue("milvus_standalone")
     return Backend("milvus-standalone", server.uri, tmp_path, server)
+

@@ -3,8 +3,9 @@
 - Milvus 2.3.5 standalone (pip ``milvus``) binds every interface, so it runs only inside a network
   namespace with just loopback up (``.ci/milvus-netns.sh``); clients reach it through a Unix socket
   that a relay in the namespace forwards to its loopback port.
-- A two-node Ray cluster on 127.0.0.1 (head + one worker), token auth on, no dashboard, no usage
-  statistics; stopped by PID, never ``ray stop`` (which kills by name).
+- A two-node Ray cluster (head + one worker) in a loopback-only network namespace too, with its
+  drivers: token auth on, no dashboard, no usage statistics; stopped by PID, never ``ray stop``
+  (which kills by name).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -90,67 +90,71 @@ class MilvusStandalone:
             self._process = None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ray_environment(token_path: Path) -> dict[str, str]:
-    """What every process of the test cluster (and its driver) needs: loopback only, token auth."""
+    """What every process of the test cluster (and its driver) needs: no usage statistics, token
+    auth, and rag importable from this checkout."""
     return {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(token_path), "RAY_DISABLE_DOCKER_CPUS_WARNING": "1"}
+            "RAY_AUTH_TOKEN_PATH": str(token_path), "RAY_DISABLE_DOCKER_CPUS_WARNING": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 class RayCluster:
-    """A head and a worker node on 127.0.0.1, in distinct port ranges, each ``ray start --block``."""
+    """A head and a worker node, each ``ray start --block``, in a network namespace of their own
+    with only loopback up: ``ray start`` turns ``--node-ip-address=127.0.0.1`` into the machine's
+    routable address, so outside such a namespace it would listen there. Drivers run inside the
+    namespace too (:meth:`command` prefixes a command to do so)."""
 
-    def __init__(self, base_dir: Path, cpus_per_node: int = 1):
+    def __init__(self, base_dir: Path, cpus_per_node: int = 1, port: int = 6380):
         self.base_dir = Path(base_dir)
         self.cpus_per_node = cpus_per_node
         self.token_path = self.base_dir / "token"
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"127.0.0.1:{port}"
+        self._port = port
+        self._holder: subprocess.Popen | None = None
         self._nodes: list[subprocess.Popen] = []
 
     def environment(self) -> dict[str, str]:
-        return ray_environment(self.token_path)
+        return dict(os.environ, **ray_environment(self.token_path))
+
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` run inside the cluster's network namespace."""
+        return ["nsenter", f"--net=/proc/{self._holder.pid}/ns/net", "--", *argv]
 
     def start(self, timeout: float = 120.0) -> "RayCluster":
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.token_path.write_text(os.urandom(24).hex())
-        env = dict(os.environ, **self.environment())
+        self._holder = subprocess.Popen(
+            ["unshare", "--net", "--", "bash", "-c", "ip link set lo up && exec sleep 86400"])
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{self._holder.pid}/ns/net") == own and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # lo up
         ray = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
                "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus_per_node}", "--num-gpus=0"]
-        head = ray + ["--head", f"--port={self.port}", "--include-dashboard=false",
-                      "--min-worker-port=21000", "--max-worker-port=21499",
-                      f"--temp-dir={self.base_dir / 'ray'}"]
+        head = ray + ["--head", f"--port={self._port}", "--include-dashboard=false",
+                      "--min-worker-port=21000", "--max-worker-port=21499"]
         worker = ray + [f"--address={self.address}", "--min-worker-port=21500",
                         "--max-worker-port=21999"]
-        self._nodes.append(subprocess.Popen(head, env=env, stdout=open(self.base_dir / "head.log", "ab"),
-                                            stderr=subprocess.STDOUT, start_new_session=True))
-        self._wait_for_port(timeout)
-        self._nodes.append(subprocess.Popen(worker, env=env, stdout=open(self.base_dir / "worker.log", "ab"),
-                                            stderr=subprocess.STDOUT, start_new_session=True))
+        for name, argv in (("head", head), ("worker", worker)):
+            log = self.base_dir / f"{name}.log"
+            self._nodes.append(subprocess.Popen(self.command(argv), env=self.environment(),
+                                                stdout=open(log, "ab"), stderr=subprocess.STDOUT))
+            self._wait_for(log, "Ray runtime started", timeout)
         return self
 
-    def _wait_for_port(self, timeout: float) -> None:
+    def _wait_for(self, log: Path, line: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._nodes[0].poll() is not None:
-                raise RuntimeError(f"ray head exited; see {self.base_dir}/head.log")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+        while line not in log.read_text(errors="replace"):
+            if any(node.poll() is not None for node in self._nodes) or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"a Ray node did not start; see {log}")
             time.sleep(0.5)
-        raise RuntimeError(f"ray head did not listen within {timeout:.0f} s")
 
     def stop(self) -> None:
-        """Each node was started in its own session: kill those process groups, by their PIDs."""
-        for node in reversed(self._nodes):
-            try:
-                os.killpg(node.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            node.wait(timeout=30)
-        self._nodes = []
+        """SIGKILL every process of the namespace (the nodes, their workers, the holder)."""
+        if self._holder is not None:
+            _kill_namespace_of(self._holder.pid)
+            for process in (*self._nodes, self._holder):
+                process.wait(timeout=30)
+        self._holder, self._nodes = None, []
