@@ -142,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
     index.add_argument("--watch", action="store_true", help="keep updating as files change")
     index.add_argument("--ray", metavar="ADDRESS",
-                       help="embed on a Ray cluster: its address, auto (the one this machine "
-                            "joined), or local (a private one); see docs/scale-out.md")
+                       help="embed on a Ray cluster: its address, or auto (the one this machine "
+                            "joined with ray start); see docs/scale-out.md")
     index.set_defaults(run=_cmd_index)
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")

@@ -1,4 +1,4 @@
-"""Bulk embedding on a Ray cluster: ``rag index --ray ADDRESS|auto|local``.
+"""Bulk embedding on a Ray cluster: ``rag index --ray ADDRESS|auto``.
 
 The build is planned here as in :mod:`rag.indexer` (read, chunk, decide what changed); only the
 embedding moves to Ray Data: chunk texts go through ``map_batches`` on a pool of actors, each of
@@ -10,8 +10,11 @@ A killed build resumes: on a backend that keeps what a build wrote (Milvus), the
 the same base finds the documents already written whole and embeds only the rest. The local
 backend writes a version folder that a dead build leaves unusable, so there it starts over.
 
-Ray sends no usage statistics (``RAY_USAGE_STATS_ENABLED=0``) and, when this process starts its own
-Ray (``local``), opens no dashboard and listens on 127.0.0.1 only.
+The build joins an existing cluster and starts none itself. Ray sends no usage statistics here
+(``RAY_USAGE_STATS_ENABLED=0``). Ray nodes listen on the machine's routable address whatever
+``--node-ip-address`` says (``ray start`` and ``ray.init`` both replace 127.0.0.1 by it), so a
+cluster of nodes on one machine for testing belongs in a loopback-only network namespace
+(tests/index/servers.py), and a real one behind the cluster network's firewall.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ class ChunkEncoder:
 
 
 def connect(address: str) -> None:
-    """Join the Ray cluster at ``address`` ("auto": the one on this machine or in RAY_ADDRESS;
-    "local": a private one for this build, on 127.0.0.1)."""
+    """Join the Ray cluster at ``address`` ("auto": the one this machine joined with ``ray start``,
+    or RAY_ADDRESS)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
@@ -63,9 +66,6 @@ def connect(address: str) -> None:
     if ray.is_initialized():
         return
     options = {"logging_level": "WARNING", "log_to_driver": False}
-    if address == "local":
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **options)
-        return
     host = urlsplit(f"//{address}").hostname if address != "auto" else None
     if host in ("127.0.0.1", "localhost"):
         options["_node_ip_address"] = "127.0.0.1"

@@ -99,17 +99,18 @@ def ray_environment(token_path: Path) -> dict[str, str]:
 
 
 class RayCluster:
-    """A head and a worker node, each ``ray start --block``, in a network namespace of their own
+    """A head and a worker node (or the head alone), each ``ray start --block``, in a network namespace of their own
     with only loopback up: ``ray start`` turns ``--node-ip-address=127.0.0.1`` into the machine's
     routable address, so outside such a namespace it would listen there. Drivers run inside the
     namespace too (:meth:`command` prefixes a command to do so)."""
 
-    def __init__(self, base_dir: Path, cpus_per_node: int = 1, port: int = 6380):
+    def __init__(self, base_dir: Path, cpus_per_node: int = 1, port: int = 6380, nodes: int = 2):
         self.base_dir = Path(base_dir)
         self.cpus_per_node = cpus_per_node
         self.token_path = self.base_dir / "token"
         self.address = f"127.0.0.1:{port}"
         self._port = port
+        self._node_count = nodes
         self._holder: subprocess.Popen | None = None
         self._nodes: list[subprocess.Popen] = []
 
@@ -136,7 +137,7 @@ class RayCluster:
                       "--min-worker-port=21000", "--max-worker-port=21499"]
         worker = ray + [f"--address={self.address}", "--min-worker-port=21500",
                         "--max-worker-port=21999"]
-        for name, argv in (("head", head), ("worker", worker)):
+        for name, argv in (("head", head), ("worker", worker))[: self._node_count]:
             log = self.base_dir / f"{name}.log"
             self._nodes.append(subprocess.Popen(self.command(argv), env=self.environment(),
                                                 stdout=open(log, "ab"), stderr=subprocess.STDOUT))
