@@ -16,8 +16,10 @@ The alias ``<prefix>`` names the current chunks collection: a reader resolves it
 reads the collections by name, so a build that switches the alias never changes what an open
 reader sees. milvus-lite has no aliases: there the pointer is a one-row collection
 ``<prefix>_current`` (an emulation: one row upserted, atomic per row, not an alias). Collections
-are created with Strong consistency: a writer reads its own writes (resume, counts) and a reader in
-another process sees a committed version whole.
+are created with Strong consistency, so a writer reads its own writes (resume, counts); before it
+switches to a version, the writer waits until Bounded reads see all of it, and readers, which only
+read committed versions, read with Bounded consistency (Strong would wait for the server's next
+time tick on every call).
 
 Every write is an upsert by key: pymilvus retries a call whose connection dropped (milvus-lite
 drops idle ones), and an insert retried after it landed would store its rows twice.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -49,6 +52,11 @@ BM25_K1, BM25_B = 1.5, 0.75
 #: Milvus returns at most this many hits per search.
 MAX_HITS = 16_384
 _STRING = 65_535
+#: Readers read committed versions only, which the writer made visible to Bounded reads before
+#: switching to them (Strong would wait for the server's next time tick, ~200 ms, on every call).
+_READ = {"consistency_level": "Bounded"}
+#: How long a commit waits for its rows to be visible to Bounded reads (Milvus's window is 5 s).
+VISIBLE_WITHIN_S = 60.0
 
 
 class ServerInfo:
@@ -88,6 +96,9 @@ def connect(uri: str):
             except ImportError as e:
                 raise RagError(
                     "the Milvus backend needs pymilvus: pip install 'rag[milvus]'") from e
+            # A library call stays quiet: pymilvus logs warnings (and every failed call, which
+            # rag reports itself) on its own logger, configured when it is imported.
+            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
             lite = uri.endswith(".db")
             if lite:
                 os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
@@ -168,7 +179,7 @@ class MilvusReader:
     def _blob(self, kind: str, doc_key: str) -> str:
         rows = self._client.query(
             self._records, filter=f'kind == "{kind}" and doc_key == "{doc_key}"',
-            output_fields=["piece", "body"], limit=MAX_HITS)
+            output_fields=["piece", "body"], limit=MAX_HITS, **_READ)
         if not rows:
             raise KeyError((kind, doc_key))
         return "".join(r["body"] for r in sorted(rows, key=lambda r: r["piece"]))
@@ -185,13 +196,13 @@ class MilvusReader:
             return []
         hits = self._client.search(
             self._chunks, data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense",
-            limit=k, search_params={"metric_type": "IP"})[0]
+            limit=k, search_params={"metric_type": "IP"}, **_READ)[0]
         return [(int(h["id"]), float(h["distance"])) for h in hits]
 
     def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
         if not chunk_ids:
             return {}
-        rows = self._client.get(self._chunks, ids=list(chunk_ids), output_fields=["dense"])
+        rows = self._client.get(self._chunks, ids=list(chunk_ids), output_fields=["dense"], **_READ)
         stored = {r["chunk_id"]: np.asarray(r["dense"], dtype=np.float32) for r in rows}
         return {i: float(stored[i] @ vector) for i in chunk_ids if i in stored}
 
@@ -205,7 +216,7 @@ class MilvusReader:
             return {}
         rows = self._client.get(
             self._chunks, ids=list(chunk_ids),
-            output_fields=["doc_id", "title", "text", "start_offset", "end_offset", "page"])
+            output_fields=["doc_id", "title", "text", "start_offset", "end_offset", "page"], **_READ)
         return {
             r["chunk_id"]: ChunkRecord(r["chunk_id"], r["doc_id"], r["title"], r["text"],
                                        r["start_offset"], r["end_offset"],
@@ -217,7 +228,7 @@ class MilvusReader:
         keys = {f"sentence:{_doc_key(d)}:{s}:{e}": (d, s, e) for d, s, e in places}
         if not keys:
             return {}
-        rows = self._client.get(self._records, ids=list(keys), output_fields=["vector"])
+        rows = self._client.get(self._records, ids=list(keys), output_fields=["vector"], **_READ)
         return {keys[r["key"]]: np.asarray(r["vector"], dtype=np.float32) for r in rows}
 
     def document(self, doc_id: str) -> Document:
@@ -248,7 +259,7 @@ class MilvusLexicalScores:
             return []
         hits = self._client.search(
             self._collection, data=[self._terms], anns_field="sparse", limit=min(limit, MAX_HITS),
-            filter=filter, search_params={"metric_type": "BM25"})[0]
+            filter=filter, search_params={"metric_type": "BM25"}, **_READ)[0]
         # Milvus's BM25 keeps the (k1 + 1) factor that bm25s's Lucene variant drops.
         return [(int(h["id"]), float(h["distance"]) / (BM25_K1 + 1)) for h in hits if h["distance"] > 0]
 
@@ -441,15 +452,31 @@ class MilvusWriter:
 
     def commit(self, manifest: dict) -> None:
         self._put_blob("manifest", "", json.dumps(manifest, sort_keys=True))
-        self._put_blob("stats", "", json.dumps({"chunks": len(self)}))
         self._client.delete(self._records, filter='kind == "build"')
+        stats = json.dumps({"chunks": len(self), "written": time.time_ns()})
+        self._put_blob("stats", "", stats)  # the last write
         for name in (self._chunks, self._records):
             self._client.flush(name)
+        self._wait_until_visible(stats)
         previous = current_version(self.uri, self.prefix)
         self._point_to(self.version)
         for version in self._versions():
             if version not in (self.version, previous):
                 self._drop(version)
+
+    def _wait_until_visible(self, stats: str) -> None:
+        """Wait until a Bounded read sees the stats row, this build's last write. Bounded reads see
+        every write older than a moving bound, so from then on they see the whole version,
+        deletes included (a count could match while an update is still half visible)."""
+        deadline = time.monotonic() + VISIBLE_WITHIN_S
+        while True:
+            rows = self._client.query(self._records, ids=["stats::0"], output_fields=["body"], **_READ)
+            if rows and rows[0]["body"] == stats:
+                return
+            if time.monotonic() > deadline:
+                raise RagError(f"Milvus at {self.uri} did not make version {self.version} visible "
+                               f"within {VISIBLE_WITHIN_S:.0f} s; the current version is unchanged")
+            time.sleep(0.2)
 
     def _point_to(self, version: str) -> None:
         client, chunks = self._client, _chunks_name(version)
