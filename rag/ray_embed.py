@@ -95,52 +95,61 @@ def build_index_on_ray(
         base = None
         if not full and current_version(settings, index_dir) is not None:
             base = open_reader(settings, index_dir)
-            check_compatible(base.manifest, settings.model, chunking_parameters(settings), index_dir)
-        embedder = embedder_for(settings)
-        plan = _plan(corpus_dir, base.manifest["documents"] if base else {}, embedder, settings, progress)
-        if base is not None and not plan.documents and not plan.removed:
-            plan.stats.chunks = len(base)
-            return plan.stats
-        connect(address)
-        writer = open_writer(settings, index_dir, base, embedder.dimension, resume=True)
-        # What a killed build already wrote whole (only backends that keep partial writes say).
-        written = getattr(writer, "written_documents", dict)()
-        resumable = hasattr(writer, "written_documents")
         try:
-            for doc_id in plan.removed:
-                writer.remove_document(doc_id)
-            todo = []
-            for p in plan.documents:
-                # Planned documents are new or changed, so a matching hash was written by this build.
-                if written.get(p.document.doc_id) == p.document.content_hash:
-                    continue
-                if p.replaces_existing or p.document.doc_id in written:
-                    writer.remove_document(p.document.doc_id)
-                todo.append(p)
-            if progress and len(todo) < len(plan.documents):
-                tqdm.write(f"resuming a killed build: {len(plan.documents) - len(todo)} document(s) "
-                           f"already written, {len(todo)} to embed", file=sys.stderr)
-            next_id = base.manifest["next_chunk_id"] if base else 0
-            if resumable:
-                next_id = max(next_id, writer.max_chunk_id() + 1)
-            next_id = _embed_and_write(todo, next_id, writer, model_path, settings, actors, progress,
-                                       on_written)
-            plan.stats.chunks = len(writer)
-            writer.commit({
-                "model": settings.model,
-                "dimension": embedder.dimension,
-                "chunking": chunking_parameters(settings),
-                "documents": dict(sorted(plan.hashes.items())),
-                "next_chunk_id": next_id,
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            })
-        except BaseException:
-            if not resumable:
-                writer.abort()
-            raise
+            return _build(corpus_dir, index_dir, address, base, model_path, settings, progress, actors,
+                          on_written)
         finally:
             if base is not None:
                 base.close()
+
+
+def _build(corpus_dir: Path, index_dir: Path, address: str, base, model_path: str, settings: Settings,
+           progress: bool, actors: int, on_written) -> IndexStats:
+    """Plan as the indexer does, then embed on Ray and write into the next version."""
+    if base is not None:
+        check_compatible(base.manifest, settings.model, chunking_parameters(settings), index_dir)
+    embedder = embedder_for(settings)
+    plan = _plan(corpus_dir, base.manifest["documents"] if base else {}, embedder, settings, progress)
+    if base is not None and not plan.documents and not plan.removed:
+        plan.stats.chunks = len(base)
+        return plan.stats
+    connect(address)
+    writer = open_writer(settings, index_dir, base, embedder.dimension, resume=True)
+    # What a killed build already wrote whole (only backends that keep partial writes say).
+    written = getattr(writer, "written_documents", dict)()
+    resumable = hasattr(writer, "written_documents")
+    try:
+        for doc_id in plan.removed:
+            writer.remove_document(doc_id)
+        todo = []
+        for p in plan.documents:
+            # Planned documents are new or changed, so a matching hash was written by this build.
+            if written.get(p.document.doc_id) == p.document.content_hash:
+                continue
+            if p.replaces_existing or p.document.doc_id in written:
+                writer.remove_document(p.document.doc_id)
+            todo.append(p)
+        if progress and len(todo) < len(plan.documents):
+            tqdm.write(f"resuming a killed build: {len(plan.documents) - len(todo)} document(s) "
+                       f"already written, {len(todo)} to embed", file=sys.stderr)
+        next_id = base.manifest["next_chunk_id"] if base else 0
+        if resumable:
+            next_id = max(next_id, writer.max_chunk_id() + 1)
+        next_id = _embed_and_write(todo, next_id, writer, model_path, settings, actors, progress,
+                                   on_written)
+        plan.stats.chunks = len(writer)
+        writer.commit({
+            "model": settings.model,
+            "dimension": embedder.dimension,
+            "chunking": chunking_parameters(settings),
+            "documents": dict(sorted(plan.hashes.items())),
+            "next_chunk_id": next_id,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+    except BaseException:
+        if not resumable:
+            writer.abort()
+        raise
     return plan.stats
 
 
