@@ -18,6 +18,7 @@ def _settings(args: argparse.Namespace):
         index_dir=getattr(args, "index", None),
         model=args.model,
         threads=args.threads,
+        index_backend=getattr(args, "backend", None),
     )
 
 
@@ -45,6 +46,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
             on_build=lambda stats: _print_stats(settings, stats),
             on_error=lambda error: print(f"rag: error: {error}", file=sys.stderr, flush=True),
         )
+        return 0
+    if args.ray:
+        from .ray_embed import build_index_on_ray
+
+        stats = build_index_on_ray(settings.corpus_dir, settings.index_dir, args.ray, full=args.full,
+                                   settings=settings, progress=True)
+        _print_stats(settings, stats)
         return 0
     stats = build_index(
         settings.corpus_dir, settings.index_dir, full=args.full, settings=settings, progress=True
@@ -145,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index", metavar="DIR", help="index folder (default: index, or RAG_INDEX_DIR)")
     common.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
     common.add_argument("--threads", type=int, help="torch threads for encoding (RAG_THREADS)")
+    common.add_argument("--backend", choices=["local", "milvus"],
+                        help="where the index lives (default: local, or RAG_INDEX_BACKEND)")
 
     parser = argparse.ArgumentParser(
         prog="rag", description="Offline question answering over your articles, with verified quotes."
@@ -155,6 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
     index.add_argument("--watch", action="store_true", help="keep updating as files change")
+    index.add_argument("--ray", metavar="ADDRESS",
+                       help="embed on a Ray cluster: its address, or auto (the one this machine "
+                            "joined with ray start); see docs/scale-out.md")
     index.set_defaults(run=_cmd_index)
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")
