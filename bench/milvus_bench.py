@@ -42,7 +42,7 @@ from rag.evaluate import beir_id, load_beir, run_queries, score_run, write_corpu
 from rag.index.milvus import MilvusWriter, connect  # noqa: E402
 from rag.retriever import Retriever  # noqa: E402
 from rag.store import open_snapshot  # noqa: E402
-from rag.types import Chunk, Document  # noqa: E402
+from rag.types import Chunk  # noqa: E402
 from tests.index.servers import MilvusStandalone, RayCluster  # noqa: E402
 
 SCIFACT = REPO.parent / "shared" / "beir" / "scifact"
@@ -100,6 +100,7 @@ def copy_local_index(index_dir: Path, settings) -> None:
         writer.add_document(doc, chunks, [r.chunk_id for r in held], chunk_vectors, sentences)
     writer.commit({"model": manifest.model, "dimension": manifest.dimension, "chunking": manifest.chunking,
                    "documents": manifest["documents"], "next_chunk_id": manifest.next_chunk_id,
+                   "file_stats": {d: (e.size, e.mtime_ns) for d, e in manifest.documents.items()},
                    "built_at": manifest.built_at})
     snapshot.close()
 
