@@ -25,6 +25,7 @@ def _settings(args: argparse.Namespace):
         model=args.model,
         threads=args.threads,
         backend=getattr(args, "backend", None),
+        index_backend=getattr(args, "index_backend", None),
     )
 
 
@@ -52,6 +53,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
             on_build=lambda stats: _print_stats(settings, stats),
             on_error=lambda error: print(f"rag: error: {error}", file=sys.stderr, flush=True),
         )
+        return 0
+    if args.ray:
+        from .ray_embed import build_index_on_ray
+
+        stats = build_index_on_ray(settings.corpus_dir, settings.index_dir, args.ray, full=args.full,
+                                   settings=settings, progress=True)
+        _print_stats(settings, stats)
         return 0
     stats = build_index(
         settings.corpus_dir, settings.index_dir, full=args.full, settings=settings, progress=True
@@ -275,6 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--threads", type=_threads, help=THREADS_HELP)
     common.add_argument("--backend", choices=["auto", "torch", "openvino"],
                         help="encoder backend (default auto: OpenVINO where installed; RAG_BACKEND)")
+    common.add_argument("--index-backend", choices=["local", "milvus"],
+                        help="where the index lives (default: local, or RAG_INDEX_BACKEND)")
 
     parser = argparse.ArgumentParser(
         prog="rag", description="Offline question answering over your articles, with verified quotes."
@@ -285,6 +295,9 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
     index.add_argument("--watch", action="store_true", help="keep updating as files change")
+    index.add_argument("--ray", metavar="ADDRESS",
+                       help="embed on a Ray cluster: its address, or auto (the one this machine "
+                            "joined with ray start); see docs/scale-out.md")
     index.set_defaults(run=_cmd_index)
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+INDEX_BACKENDS = ("local", "milvus")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # secrets stay out of logs and tracebacks
     llm_timeout: float = 60.0
+    # Where the index lives: "local" (segments in index_dir) or "milvus" (see
+    # docs/scale-out.md). milvus_uri: a Milvus server (http://host:19530, unix:/path) or a
+    # milvus-lite file; empty means milvus-lite in index_dir/milvus.db.
+    index_backend: str = "local"
+    milvus_uri: str = ""
+    milvus_collection: str = "rag"
 
     def __post_init__(self) -> None:
         choices = {"backend": ("auto", "torch", "openvino"), "precision": ("auto", "float32", "bfloat16")}
@@ -71,6 +79,14 @@ class Settings:
         for name in ("threads", "query_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (auto: one per physical core) or more, got {getattr(self, name)}")
+        if self.index_backend not in INDEX_BACKENDS:
+            raise ValueError(
+                f"index backend must be one of {', '.join(INDEX_BACKENDS)}, got {self.index_backend!r}"
+                " (RAG_INDEX_BACKEND)")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,199}", self.milvus_collection):
+            raise ValueError(
+                f"Milvus collection prefix {self.milvus_collection!r} must be a letter or underscore"
+                ", then letters, digits or underscores, at most 200 (RAG_MILVUS_COLLECTION)")
 
     def with_overrides(self, **overrides) -> "Settings":
         """Apply flags; a None value means the flag was not given."""

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,11 @@ from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
 from .loaders import file_hash, find_files
+from .index.backends import current_version, open_reader, open_writer
+from .index.base import IndexReader, IndexWriter
 from .index.manifest import DocumentEntry
-from .index.writer import BUILD_FILE, PENDING_DIR, VersionWriter
-from .store import Snapshot, check_compatible, open_snapshot, read_current
+from .index.writer import BUILD_FILE, PENDING_DIR
+from .store import Snapshot, check_compatible
 from .types import Chunk, Document, IndexCorruptError, IndexStats, LoadError, RagError
 
 CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
@@ -143,10 +146,11 @@ def build_locked(
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     kind = _build_kind(index_dir, settings, full)
-    base = _pending_build(index_dir, kind)
+    # Milvus resumes in its own collections (rag.ray_embed), not from a pending local version.
+    base = _pending_build(index_dir, kind) if settings.index_backend == "local" else None
     resumed = base is not None
-    if base is None and not full and read_current(index_dir) is not None:
-        base = open_snapshot(index_dir, verify=False)
+    if base is None and not full and current_version(settings, index_dir) is not None:
+        base = open_reader(settings, index_dir, verify=False)
     try:
         if base is not None:
             check_compatible(base.manifest, settings.model, chunking_parameters(settings), index_dir)
@@ -164,7 +168,7 @@ def build_locked(
 def _build_kind(index_dir: Path, settings: Settings, full: bool) -> dict:
     """What a build is: a pending build is resumed only by a build of the same kind."""
     return {"model": settings.model, "chunking": chunking_parameters(settings), "full": full,
-            "base": None if full else read_current(index_dir)}
+            "base": None if full else current_version(settings, index_dir)}
 
 
 def _pending_build(index_dir: Path, kind: dict) -> Snapshot | None:
@@ -213,6 +217,33 @@ def _keep_previous(plan: _Plan, known: dict[str, DocumentEntry], doc_id: str, re
     plan.stats.skipped.append((doc_id, reason))
 
 
+def read_changed(reader: GuardedLoader, plan: _Plan, known: Mapping[str, DocumentEntry],
+                 progress: bool) -> Iterator[Document]:
+    """The planned files whose content did change, read one at a time; ``plan`` records each
+    file as unchanged (the same hash after all), added, updated or skipped (keeping its indexed
+    version)."""
+    for doc_id, path, stat in tqdm(plan.to_read, desc="Indexing", unit="file", disable=not progress):
+        try:
+            content_hash = file_hash(path)
+            if doc_id in known and known[doc_id].content_hash == content_hash:
+                plan.hashes[doc_id] = content_hash
+                plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
+                plan.stats.unchanged += 1
+                continue
+            doc = reader.load(path, doc_id, content_hash)
+        except (LoadError, OSError) as e:
+            _keep_previous(plan, known, doc_id,
+                           str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}")
+            continue
+        plan.hashes[doc_id] = content_hash
+        plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
+        if doc_id in known:
+            plan.stats.updated += 1
+        else:
+            plan.stats.added += 1
+        yield doc
+
+
 class _Batch:
     """Documents read and chunked, waiting to be embedded together (the model is loaded only
     when the first one arrives)."""
@@ -251,21 +282,21 @@ class _Batch:
         return done
 
 
-def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settings, progress: bool,
+def _write(index_dir: Path, base: IndexReader | None, plan: _Plan, settings: Settings, progress: bool,
            kind: dict, resumed: bool) -> None:
     """Read, chunk and embed the changed files a batch at a time, handing each batch to the
     writer as it is embedded (memory stays bounded: the writer seals a segment every
     SEGMENT_CHUNKS and records it for a resumed build), and commit the new version."""
     known = base.manifest.documents if base else {}
     batch = _Batch(settings)
-    writer: VersionWriter | None = None
+    writer: IndexWriter | None = None
     next_id = base.manifest.next_chunk_id if base else 0
 
     def flush() -> None:
         nonlocal writer, next_id
         if writer is None:
-            writer = VersionWriter(index_dir, base, batch.embedder.dimension if batch.embedder
-                                   else base.manifest.dimension, resumable=kind)
+            writer = open_writer(settings, index_dir, base, batch.embedder.dimension if batch.embedder
+                                 else base.manifest.dimension, resumable=kind)
         for doc, chunks, vectors, sentences in batch.embed() if len(batch.documents) else []:
             ids = list(range(next_id, next_id + len(chunks)))
             writer.remove_document(doc.doc_id)
@@ -274,25 +305,7 @@ def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settin
 
     try:
         with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
-            for doc_id, path, stat in tqdm(plan.to_read, desc="Indexing", unit="file", disable=not progress):
-                try:
-                    content_hash = file_hash(path)
-                    if doc_id in known and known[doc_id].content_hash == content_hash:
-                        plan.hashes[doc_id] = content_hash
-                        plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
-                        plan.stats.unchanged += 1
-                        continue
-                    doc = reader.load(path, doc_id, content_hash)
-                except (LoadError, OSError) as e:
-                    _keep_previous(plan, known, doc_id,
-                                   str(e) if isinstance(e, LoadError) else f"unreadable: {e.strerror or e}")
-                    continue
-                plan.hashes[doc_id] = content_hash
-                plan.file_stats[doc_id] = (stat.st_size, stat.st_mtime_ns)
-                if doc_id in known:
-                    plan.stats.updated += 1
-                else:
-                    plan.stats.added += 1
+            for doc in read_changed(reader, plan, known, progress):
                 batch.add(doc)
                 if len(batch) >= EMBED_BATCH_CHUNKS:
                     flush()
@@ -314,7 +327,7 @@ def _write(index_dir: Path, base: Snapshot | None, plan: _Plan, settings: Settin
             "next_chunk_id": next_id,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
-        plan.stats.chunks = writer.chunk_count
+        plan.stats.chunks = len(writer)
     except BaseException:
         if writer is not None:
             writer.abort()

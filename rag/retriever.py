@@ -25,7 +25,8 @@ import numpy as np
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .indexer import chunking_parameters
-from .store import Snapshot, check_compatible, open_snapshot, read_current
+from .index.backends import current_version, open_reader
+from .store import Snapshot, check_compatible
 from .types import ChunkRecord, Document, DocumentInfo, Passage, Place
 
 MODES = ("hybrid", "dense", "lexical")
@@ -180,11 +181,11 @@ class Retriever:
         end, and a build cannot remove it meanwhile. When a build has swapped CURRENT, the new
         version is opened outside the lock (questions keep using the old one until then) and
         swapped in; the old one is released when its last request drops it."""
-        version = read_current(self.index_dir)
+        version = current_version(self.settings, self.index_dir)
         with self._lock:
             if self._loaded is not None and version == self._version:
                 return self._loaded
-        snapshot = open_snapshot(self.index_dir)
+        snapshot = open_reader(self.settings, self.index_dir)
         check_compatible(
             snapshot.manifest, self.settings.model, chunking_parameters(self.settings), self.index_dir,
         )

@@ -80,6 +80,9 @@ class IndexWriter(Protocol):
         """Add a document, its chunks under the given ids with their vectors, and its sentences'
         vectors by (start, end) in the document."""
 
+    def __len__(self) -> int:
+        """Number of chunks the written version holds so far."""
+
     def commit(self, manifest: dict) -> None:
         """Make the written version the current one, atomically."""
 

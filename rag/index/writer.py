@@ -139,6 +139,7 @@ class _SegmentBuilder:
         self.sentence_count = 0
         self.texts: list[str] = []
         self.doc_ids: list[str] = []
+        self.chunks_of: dict[str, int] = {}  # doc_id -> its chunks in this segment
 
     def add(self, doc: Document, chunks: list[Chunk], chunk_ids: list[int], vectors: np.ndarray,
             sentences: dict[tuple[int, int], np.ndarray]) -> None:
@@ -158,6 +159,7 @@ class _SegmentBuilder:
         self.vectors.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunk_ids), self.dimension))
         self.texts.extend(lexical_text(doc.title, c.text) for c in chunks)
         self.doc_ids.append(doc.doc_id)
+        self.chunks_of[doc.doc_id] = len(chunks)
 
     def write(self) -> SegmentRef:
         empty = np.zeros((0, self.dimension), dtype=np.float32)
@@ -310,6 +312,19 @@ class VersionWriter:
         if builder is not None:
             self._refs.append(builder.write())
 
+    def __len__(self) -> int:
+        """Live chunks of the version as written so far: the sealed segments it lists, less
+        their deletions, and the documents of the segment being filled."""
+        total = 0
+        for ref in self._live_refs():
+            segment = Segment.open(self.segments_dir, ref.name, ref.sha256, verify=False)
+            live = live_rows(segment, ref.deleted)
+            total += len(segment) if live is None else int(np.count_nonzero(live))
+        if self._builder is not None:
+            gone = self._deleted.get(self._builder.path.name, set())
+            total += sum(n for doc_id, n in self._builder.chunks_of.items() if doc_id not in gone)
+        return total
+
     def _live_refs(self) -> list[SegmentRef]:
         """The segments with their deletions so far, without those left holding nothing."""
         holding = set(self._located.values())
@@ -337,7 +352,7 @@ class VersionWriter:
         built_at, documents (doc_id -> content hash) and optionally file_stats (doc_id ->
         (size, mtime_ns)) for the documents whose file was read as it is now."""
         self._seal_builder()
-        refs = self._merged(self._live_refs())
+        refs = self._refs = self._merged(self._live_refs())
         stats = manifest.get("file_stats", {})
         documents = {}
         for doc_id, content_hash in manifest["documents"].items():
