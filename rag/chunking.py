@@ -12,7 +12,20 @@ import re
 from collections.abc import Callable
 from itertools import accumulate
 
+from .config import Settings
 from .types import Chunk, Document
+
+CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
+
+
+def chunking_parameters(settings: Settings) -> dict:
+    """What an index records of how it was chunked; opening it with other parameters is refused."""
+    return {
+        "max_tokens": settings.chunk_tokens,
+        "overlap_sentences": settings.chunk_overlap_sentences,
+        "chunker_version": CHUNKER_VERSION,
+    }
+
 
 Span = tuple[int, int]
 CountTokens = Callable[[str], int]

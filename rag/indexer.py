@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .chunking import chunk_document, split_sentences
+from .chunking import chunk_document, chunking_parameters, split_sentences
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
@@ -33,19 +33,10 @@ from .index.writer import BUILD_FILE, PENDING_DIR
 from .store import Snapshot, check_compatible
 from .types import Chunk, Document, IndexCorruptError, IndexStats, LoadError, RagError
 
-CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
 _MAX_TITLE_TOKENS = 32
 LOCK_FILE = ".lock"
 #: Chunks embedded together and handed to the writer at once: a build's memory stays bounded.
 EMBED_BATCH_CHUNKS = 256
-
-
-def chunking_parameters(settings: Settings) -> dict:
-    return {
-        "max_tokens": settings.chunk_tokens,
-        "overlap_sentences": settings.chunk_overlap_sentences,
-        "chunker_version": CHUNKER_VERSION,
-    }
 
 
 @contextmanager

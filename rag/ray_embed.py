@@ -37,12 +37,12 @@ from .config import Settings, load_settings
 from .embedding import embedder_for, resolve_model_path
 from .guard import GuardedLoader
 from .index.backends import current_version, open_reader, open_writer
+from .chunking import chunking_parameters
 from .indexer import (
     _chunk_for,
     _plan,
     _sentence_vectors,
     build_lock,
-    chunking_parameters,
     embedding_text,
     read_changed,
 )

@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
-from .indexer import chunking_parameters
+from .chunking import chunking_parameters
 from .index.backends import current_version, open_reader
 from .store import Snapshot, check_compatible
 from .types import ChunkRecord, Document, DocumentInfo, Passage, Place
