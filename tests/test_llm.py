@@ -39,7 +39,7 @@ class ChatServer(ThreadingHTTPServer):
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _ChatHandler)
-        self.reply = GOOD_REPLY
+        self.reply = GOOD_REPLY  # or a function of the request body, for a reply that reads the prompt
         self.delay = 0.0  # seconds to wait before answering: longer than the client's timeout
         self.token_delay = 0.0  # seconds between streamed tokens: a slow model
         self.requests: list[tuple[dict, dict]] = []
@@ -63,7 +63,8 @@ class _ChatHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         try:
-            for token in re.findall(r"\S+\s*", self.server.reply):
+            reply = self.server.reply(body) if callable(self.server.reply) else self.server.reply
+            for token in re.findall(r"\S+\s*", reply):
                 event = {"choices": [{"index": 0, "delta": {"content": token}}]}
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                 self.wfile.flush()

@@ -127,8 +127,17 @@ def test_a_reload_keeps_the_conversation_and_the_export_has_every_quote(page, ar
 
 def test_two_quotes_from_one_passage_give_one_card_with_two_highlights(model_page, slow_model, artifacts):
     first, second = SEED_QUOTE, "Colombia's current president, Gustavo Petro"
+
+    def cite_both(body: dict) -> str:
+        """A model that cites, by their numbers in the prompt, two neighbouring sentences."""
+        prompt = body["messages"][-1]["content"]
+        number = {quote: re.search(rf"^\[(\d+)\] [^\n]*{re.escape(quote)}", prompt, re.M).group(1)
+                  for quote in (first, second)}
+        return (f"Colombia severed diplomatic ties with Israel [{number[first]}]. "
+                f"Gustavo Petro is Colombia's current president [{number[second]}].")
+
     reply, delay = slow_model.reply, slow_model.token_delay
-    slow_model.reply, slow_model.token_delay = f'"{first}" [1]. Later, "{second}" [1] changed course.', 0.0
+    slow_model.reply, slow_model.token_delay = cite_both, 0.0
     try:
         answer = ask(model_page, "When did Colombia sever diplomatic ties with Israel?")
     finally:
@@ -137,8 +146,8 @@ def test_two_quotes_from_one_passage_give_one_card_with_two_highlights(model_pag
     cards = model_page.locator(f"{SOURCES} .source")
     expect(cards).to_have_count(1)
     expect(cards.locator("mark")).to_have_count(2)
-    expect(cards.locator("mark").nth(0)).to_have_text("1" + first)
-    expect(cards.locator("mark").nth(1)).to_have_text("2" + second)
+    expect(cards.locator("mark").nth(0)).to_contain_text(first)
+    expect(cards.locator("mark").nth(1)).to_contain_text(second)
     expect(cards.locator(".source-number")).to_have_text("[1] [2]")
     model_page.screenshot(path=artifacts / "two-quotes-one-card.png", full_page=True)
 
