@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .loaders import load_document
-from .types import Document, LoadError
+from .types import Document, LoadError, SourceMap
 
 # Environment variables the child keeps: locale and paths a Python interpreter needs, no secrets.
 _KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOME",
@@ -53,7 +53,7 @@ def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: 
                 raise LoadError(
                     f"its text is too long to index ({len(document.text) / 1e6:.1f} million characters "
                     f"> {max_text_mb:g} million, RAG_MAX_FILE_MB)")
-            reply = {"document": asdict(document)}
+            reply = {"document": dict(asdict(document), source_map=document.source_map.to_json())}
         except LoadError as e:
             reply = {"error": str(e)}
         except MemoryError:
@@ -126,7 +126,7 @@ def _document(fields: dict) -> Document:
         doc_id=fields["doc_id"], title=fields["title"], text=fields["text"],
         content_hash=fields["content_hash"], page_starts=tuple(fields["page_starts"]),
         sections=tuple((start, heading) for start, heading in fields["sections"]),
-        source_map=tuple((start, source) for start, source in fields["source_map"]),
+        source_map=SourceMap.from_json(fields["source_map"]),
     )
 
 

@@ -30,6 +30,7 @@ _Reader = Callable[[bytes], tuple[BuiltText, "str | None"]]
 def _load_plain(data: bytes) -> tuple[BuiltText, None]:
     builder = TextBuilder()
     text = decode_text(data)
+    builder.part("", text)
     builder.add(text, 0)
     return builder.build(), None
 

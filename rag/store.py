@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .index.manifest import FIX, MANIFEST_FILE, Manifest
-from .index.segments import SEGMENTS_DIR, Segment
+from .index.segments import SEGMENTS_DIR, SOURCE_MAPS_TABLE, Segment
 from .lexical import LexicalIndex
 from .types import (
     ChunkRecord,
@@ -34,6 +34,7 @@ from .types import (
     IndexMismatchError,
     IndexNotFoundError,
     Place,
+    SourceMap,
     page_at,
 )
 
@@ -234,7 +235,10 @@ class Snapshot:
         if not rows:
             raise KeyError(doc_id)
         doc_id, title, text, content_hash, page_starts = rows[0]
-        return Document(doc_id, title, text, content_hash, tuple(json.loads(page_starts)))
+        stored = segment.query("SELECT map FROM source_maps WHERE doc_id = ?", (doc_id,)) if (
+            segment.has_table(SOURCE_MAPS_TABLE)) else []
+        return Document(doc_id, title, text, content_hash, tuple(json.loads(page_starts)),
+                        source_map=SourceMap.from_json(json.loads(stored[0][0]) if stored else None))
 
     def documents(self) -> list[DocumentInfo]:
         infos = []

@@ -7,15 +7,64 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class SourceMap:
+    """Where a document's text is in its original file, for display.
+
+    ``parts`` name the places of the file that runs point into, each as a reader of the file finds
+    it: ``""`` is the whole file's decoded text (txt, Markdown, HTML), ``"page 3"`` the text pypdf
+    extracts from page 3 of a PDF, a chapter's file name its XHTML in an EPUB, ``"paragraph 12"``
+    the text of a Word or OpenDocument file's 12th paragraph (document order), ``"slide 2, shape 3,
+    paragraph 1"`` a slide's text. ``runs`` are ``(text_offset, length, part, source_offset)``:
+    ``text[text_offset:text_offset + length]`` is exactly ``part_text[source_offset:…]`` of part
+    ``parts[part]``, in text order; text between runs (breaks the reader added, markup-free
+    renderings) has no place in the file.
+    """
+
+    parts: tuple[str, ...] = ()
+    runs: tuple[tuple[int, int, int, int], ...] = ()
+
+    def locate(self, offset: int) -> tuple[str, int] | None:
+        """(part, offset in it) of text character ``offset``, or None if it has no such place."""
+        index = bisect_right(self.runs, (offset, float("inf"))) - 1
+        if index < 0:
+            return None
+        start, length, part, source = self.runs[index]
+        return (self.parts[part], source + offset - start) if offset < start + length else None
+
+    def spans(self, start: int, end: int) -> list[tuple[str, int, int, int, int]]:
+        """The places of text ``[start, end)`` in the file: ``(part, source_start, source_end,
+        text_start, text_end)`` for each run it overlaps, in text order."""
+        first = max(0, bisect_right(self.runs, (start, float("inf"))) - 1)
+        found = []
+        for run_start, length, part, source in self.runs[first:]:
+            if run_start >= end:
+                break
+            low, high = max(start, run_start), min(end, run_start + length)
+            if low < high:
+                found.append((self.parts[part], source + low - run_start, source + high - run_start, low, high))
+        return found
+
+    def to_json(self) -> dict:
+        """A compact, JSON-ready form (runs flattened into one list of integers)."""
+        return {"parts": list(self.parts), "runs": [n for run in self.runs for n in run]}
+
+    @classmethod
+    def from_json(cls, stored: dict | None) -> "SourceMap":
+        if not stored:
+            return cls()
+        flat = stored.get("runs", [])
+        return cls(tuple(stored.get("parts", ())),
+                   tuple(tuple(flat[i:i + 4]) for i in range(0, len(flat) - 3, 4)))
+
+
+@dataclass(frozen=True)
 class Document:
     """One loaded source file.
 
     ``page_starts`` holds, for PDFs (and slides), the character offset in ``text`` where each page
     begins (page 1 first); it is empty for formats without pages. ``sections`` are the document's
-    headings as ``(offset, heading)``. ``source_map`` locates ``text`` in the original file:
-    ``(text_offset, source_offset)`` pairs, each starting a run copied verbatim from the file's
-    decoded characters (text formats: txt, Markdown, HTML); empty where the page or section is
-    the place to show.
+    headings as ``(offset, heading)``. ``source_map`` locates ``text`` in the original file (every
+    format; empty for an index built before it was kept).
     """
 
     doc_id: str
@@ -24,7 +73,7 @@ class Document:
     content_hash: str
     page_starts: tuple[int, ...] = ()
     sections: tuple[tuple[int, str], ...] = ()
-    source_map: tuple[tuple[int, int], ...] = ()
+    source_map: SourceMap = field(default_factory=SourceMap)
 
     def page_at(self, offset: int) -> int | None:
         """1-based page holding character ``offset``, or None for formats without pages."""
@@ -36,13 +85,10 @@ class Document:
         return self.sections[index][1] if index >= 0 else None
 
     def source_offset(self, offset: int) -> int | None:
-        """Where character ``offset`` of ``text`` is in the original file's decoded text, or None
-        if this format has no such mapping (or this run was not found in the source)."""
-        index = bisect_right([start for start, _ in self.source_map], offset) - 1
-        if index < 0:
-            return None
-        text_start, source_start = self.source_map[index]
-        return None if source_start < 0 else source_start + offset - text_start
+        """Where character ``offset`` of ``text`` is in its part of the original file (for txt,
+        Markdown and HTML: the file's decoded text), or None if it has no such place."""
+        place = self.source_map.locate(offset)
+        return None if place is None else place[1]
 
 
 def page_at(page_starts: tuple[int, ...] | list[int], offset: int) -> int | None:

@@ -41,7 +41,8 @@ import time
 import numpy as np
 
 from ..text import index_tokens
-from ..types import ChunkRecord, Document, DocumentInfo, IndexNotFoundError, Place, RagError, page_at
+from ..types import (ChunkRecord, Document, DocumentInfo, IndexNotFoundError, Place, RagError, SourceMap,
+                     page_at)
 from .manifest import DocumentEntry, Manifest
 
 #: Milvus strings hold at most 65,535 bytes; a piece of this many characters always fits.
@@ -251,7 +252,7 @@ class MilvusReader:
         key = _doc_key(doc_id)
         info = json.loads(self._blob("docinfo", key))  # KeyError if not in this version
         return Document(doc_id, info["title"], self._blob("text", key), info["content_hash"],
-                        tuple(info["page_starts"]))
+                        tuple(info["page_starts"]), source_map=SourceMap.from_json(info.get("source_map")))
 
     def documents(self) -> list[DocumentInfo]:
         pieces: dict[str, list[tuple[int, str]]] = {}
@@ -445,7 +446,8 @@ class MilvusWriter:
             for first in range(0, len(batch), BATCH):
                 self._client.upsert(self._records, batch[first : first + BATCH])
         info = {"doc_id": doc.doc_id, "title": doc.title, "content_hash": doc.content_hash,
-                "page_starts": list(doc.page_starts), "chunks": len(chunks), "indexed_at": time.time()}
+                "page_starts": list(doc.page_starts), "chunks": len(chunks), "indexed_at": time.time(),
+                "source_map": doc.source_map.to_json()}
         self._client.upsert(self._records, self._blob_rows("docinfo", key, json.dumps(info)))
 
     def written_documents(self) -> dict[str, str]:

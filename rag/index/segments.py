@@ -4,7 +4,8 @@ that lists it, memory-mapped, and opened once per process however many versions 
 Layout of ``segments/<name>/``::
 
     segment.json     counts, dimension, size and SHA-256 of every other file
-    meta.sqlite      documents (with their text), chunks (spans of that text), sentence rows
+    meta.sqlite      documents (with their text), chunks (spans of that text), sentence rows,
+                     source maps (each document's text located in its file, for display)
     chunk_ids.npy    the chunk id of each row, ascending
     vectors.npy      float32 chunk vectors, one row per chunk (normalised: inner product = cosine)
     sentences.npy    float16 sentence vectors, rows named in meta.sqlite
@@ -60,7 +61,13 @@ CREATE TABLE sentences (
     row INTEGER NOT NULL,
     PRIMARY KEY (doc_id, start, end)
 ) WITHOUT ROWID;
+CREATE TABLE source_maps (
+    doc_id TEXT PRIMARY KEY,
+    map TEXT NOT NULL
+) WITHOUT ROWID;
 """
+#: Segments written before source maps were kept have no such table.
+SOURCE_MAPS_TABLE = "source_maps"
 
 
 def file_sha256(path: Path) -> str:
@@ -151,6 +158,9 @@ class Segment:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as e:
                 raise IndexCorruptError(f"{self.path / META_FILE} is damaged ({e}); {FIX}") from e
+
+    def has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
 
     def rows_of(self, chunk_ids) -> np.ndarray:
         """Row of each chunk id in this segment, -1 where it holds no such chunk."""

@@ -44,6 +44,7 @@ from .segments import (
     SEGMENT_FILE,
     SEGMENTS_DIR,
     SENTENCES_FILE,
+    SOURCE_MAPS_TABLE,
     VECTORS_FILE,
     Segment,
     file_sha256,
@@ -147,6 +148,8 @@ class _SegmentBuilder:
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             (doc.doc_id, doc.title, doc.text, doc.content_hash, json.dumps(list(doc.page_starts)),
              len(chunks), time.time()))
+        self.db.execute("INSERT INTO source_maps VALUES (?, ?)",
+                        (doc.doc_id, json.dumps(doc.source_map.to_json(), ensure_ascii=False)))
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
                             [(cid, c.doc_id, c.ordinal, c.start, c.end) for cid, c in zip(chunk_ids, chunks)])
         places = list(sentences)
@@ -204,6 +207,8 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
         db.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in deleted])
         db.execute("INSERT INTO documents SELECT * FROM source.documents WHERE doc_id NOT IN gone")
         db.execute("INSERT INTO chunks SELECT * FROM source.chunks WHERE doc_id NOT IN gone")
+        if segment.has_table(SOURCE_MAPS_TABLE):
+            db.execute("INSERT INTO source_maps SELECT * FROM source.source_maps WHERE doc_id NOT IN gone")
         kept = db.execute("SELECT doc_id, start, end, row FROM source.sentences "
                           "WHERE doc_id NOT IN gone ORDER BY row").fetchall()
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)",

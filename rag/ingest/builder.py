@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..text import normalize
+from ..types import SourceMap
 
-_NOT_FOUND = -1  # a source offset that stops the previous run: this piece's origin is unknown
+_WORD = re.compile(r"\S+")
+# How far past the last word found the next one is looked for in the source: markup, entities
+# and whitespace between two words of a paragraph fit in this; text the reader added does not.
+_SEARCH_WINDOW = 400
 
 
 @dataclass(frozen=True)
@@ -14,7 +19,7 @@ class BuiltText:
     text: str
     page_starts: tuple[int, ...]
     sections: tuple[tuple[int, str], ...]
-    source_map: tuple[tuple[int, int], ...]
+    source_map: SourceMap
 
 
 class TextBuilder:
@@ -23,20 +28,31 @@ class TextBuilder:
     Breaks asked for between pieces merge into the widest one (a paragraph break wins over a line
     break over a space), and none is written at the start or end of the text, so every format
     yields tidy paragraphs separated by one blank line.
+
+    A piece added with its ``source`` offset is aligned word by word with the current part of the
+    file (:meth:`part`): each stretch that is there verbatim becomes a run of the source map, so
+    whitespace a format collapsed or markup between words cost only those characters.
     """
 
     def __init__(self) -> None:
-        self._parts: list[str] = []
+        self._pieces: list[str] = []
         self._length = 0
         self._pending = ""  # the break to write before the next piece
         self._page_starts: list[int] = []
         self._page_pending = False
         self._sections: list[tuple[int, str]] = []
-        self._source_map: list[tuple[int, int]] = []
+        self._parts: dict[str, int] = {}
+        self._part: tuple[int, str] | None = None  # the part sources point into: (index, text)
+        self._runs: list[tuple[int, int, int, int]] = []
+        self.last_start = 0  # where the last piece added starts in the text
+
+    def part(self, name: str, text: str) -> None:
+        """Sources given from now on are offsets in ``text``, the part of the file named ``name``."""
+        self._part = (self._parts.setdefault(name, len(self._parts)), text)
 
     def add(self, piece: str, source: int | None = None) -> None:
-        """Append ``piece`` (NFC-normalised); ``source`` is where it starts in the original file's
-        decoded text, if known, and None where the format has no such place."""
+        """Append ``piece`` (NFC-normalised); ``source`` is where it starts (or is first looked
+        for) in the current part of the file, None or -1 where the format has no such place."""
         piece = normalize(piece)
         if not piece:
             return
@@ -46,9 +62,33 @@ class TextBuilder:
         if self._page_pending:
             self._page_starts.append(self._length)
             self._page_pending = False
-        if source is not None:
-            self._source_map.append((self._length, source if source >= 0 else _NOT_FOUND))
+        self.last_start = self._length
+        if source is not None and source >= 0 and self._part is not None:
+            self._align(piece, source)
         self._append(piece)
+
+    def _align(self, piece: str, source: int) -> None:
+        """Runs for the stretches of ``piece`` found verbatim in the part from ``source`` on."""
+        part, text = self._part
+        if text.startswith(piece, source):
+            self._runs.append((self._length, len(piece), part, source))
+            return
+        run: list[int] | None = None  # [piece offset, length, source offset]
+        cursor = source
+        for word in _WORD.finditer(piece):
+            found = text.find(word.group(), cursor, cursor + _SEARCH_WINDOW + len(word.group()))
+            if found < 0:
+                continue
+            gap = piece[run[0] + run[1]:word.start()] if run else None
+            if run and text[run[2] + run[1]:found] == gap:
+                run[1] = word.end() - run[0]
+            else:
+                if run:
+                    self._runs.append((self._length + run[0], run[1], part, run[2]))
+                run = [word.start(), len(word.group()), found]
+            cursor = found + len(word.group())
+        if run:
+            self._runs.append((self._length + run[0], run[1], part, run[2]))
 
     def space(self) -> None:
         self._want(" ")
@@ -66,7 +106,7 @@ class TextBuilder:
             return
         self.paragraph_break()
         self.add(heading, source)
-        self._sections.append((self._length - len(normalize(heading)), normalize(heading)))
+        self._sections.append((self.last_start, normalize(heading)))
         self.paragraph_break()
 
     def new_page(self) -> None:
@@ -87,13 +127,13 @@ class TextBuilder:
     def build(self) -> BuiltText:
         if self._page_pending:
             self._page_starts.append(self._length)
-        return BuiltText("".join(self._parts), tuple(self._page_starts), tuple(self._sections),
-                         tuple(self._source_map))
+        return BuiltText("".join(self._pieces), tuple(self._page_starts), tuple(self._sections),
+                         SourceMap(tuple(self._parts), tuple(self._runs)))
 
     def _want(self, separator: str) -> None:
         if len(separator) > len(self._pending) or (separator != " " and self._pending == " "):
             self._pending = separator
 
     def _append(self, text: str) -> None:
-        self._parts.append(text)
+        self._pieces.append(text)
         self._length += len(text)

@@ -36,6 +36,7 @@ def load_html(data: bytes) -> tuple[BuiltText, str | None]:
     built, h1 = _main_content(source)
     if built is None:
         builder = TextBuilder()
+        builder.part("", source)
         extractor = VisibleText(builder, source, skip_boilerplate=True)
         extractor.run()
         built, h1 = builder.build(), extractor.first_h1()
@@ -91,12 +92,13 @@ def _main_content(source: str) -> tuple[BuiltText | None, str | None]:
     if found is None or found.body is None or not (found.text or "").strip() or _is_baseline(found.body):
         return None, None
     builder = TextBuilder()
+    builder.part("", source)
     locator = _Locator(source)
     h1 = None
     for block in found.body:
         heading = _add_block(builder, locator, block)
         h1 = h1 or heading
-        _add_block_tail(builder, block)
+        _add_block_tail(builder, locator, block)
     if builder.empty:
         return None, None
     return builder.build(), h1
@@ -139,10 +141,11 @@ def _add_block(builder: TextBuilder, locator: "_Locator", block) -> str | None:
     return None
 
 
-def _add_block_tail(builder: TextBuilder, block) -> None:
+def _add_block_tail(builder: TextBuilder, locator: "_Locator", block) -> None:
     if block.tail and block.tail.strip():
+        text = " ".join(block.tail.split())
         builder.paragraph_break()
-        builder.add(" ".join(block.tail.split()))
+        builder.add(text, locator.find(text))
 
 
 def _flat(element, exclude: str | None = None) -> str:
@@ -208,13 +211,11 @@ class VisibleText(HTMLParser):
     })
     _CELL = frozenset({"td", "th"})
 
-    def __init__(self, builder: TextBuilder, source: str, *, skip_boilerplate: bool,
-                 map_source: bool = True) -> None:
+    def __init__(self, builder: TextBuilder, source: str, *, skip_boilerplate: bool) -> None:
         super().__init__(convert_charrefs=True)
         self._builder = builder
         self._source = source
         self._skip_boilerplate = skip_boilerplate
-        self._map_source = map_source
         self._line_starts = [0, *(m.end() for m in _NEWLINE.finditer(source))]
         self._hidden_open: dict[str, int] = {}
         self._skipping: list = []  # [tag, depth] of the boilerplate element being left out
@@ -249,7 +250,7 @@ class VisibleText(HTMLParser):
         self._break_for(tag)
         if tag in self._HEADINGS and self._heading is None:
             self._heading = []
-            self._heading_source = -1 if self._map_source else None
+            self._heading_source = -1
             self._heading_tag = tag
 
     def handle_endtag(self, tag: str) -> None:
@@ -274,7 +275,7 @@ class VisibleText(HTMLParser):
             return
         position = self._offset()
         if self._heading is not None:
-            if not self._heading and data.strip() and position is not None:
+            if not self._heading and data.strip():
                 self._heading_source = position + len(data) - len(data.lstrip())
             self._heading.append(data)
             return
@@ -282,7 +283,7 @@ class VisibleText(HTMLParser):
             self._builder.add(data, position)
             return
         # Outside <pre>, source line breaks and indentation are just spaces to a reader.
-        segment_start = position or 0
+        segment_start = position
         for number, segment in enumerate(data.split("\n")):
             stripped = segment.strip()
             if number or segment[:1].isspace():
@@ -290,7 +291,7 @@ class VisibleText(HTMLParser):
             if stripped:
                 indent = len(segment) - len(segment.lstrip())
                 self._builder.add(_WHITESPACE_RUN.sub(" ", stripped),
-                                  None if position is None else segment_start + indent)
+                                  segment_start + indent if position >= 0 else None)
                 if segment[-1:].isspace():
                     self._builder.space()
             segment_start += len(segment) + 1
@@ -313,9 +314,7 @@ class VisibleText(HTMLParser):
         hidden = any(name in ("hidden", "aria-hidden") for name, _ in attrs)
         return hidden or bool(names and self._BOILERPLATE_NAME.search(names))
 
-    def _offset(self) -> int | None:
-        if not self._map_source:
-            return None
+    def _offset(self) -> int:
         line, column = self.getpos()
         return self._line_starts[line - 1] + column if line - 1 < len(self._line_starts) else -1
 

@@ -37,6 +37,7 @@ def load_markdown(source: str) -> tuple[BuiltText, str | None]:
 class _Renderer:
     def __init__(self, source: str):
         self.builder = TextBuilder()
+        self.builder.part("", source)
         self.first_h1: str | None = None
         self._source = source
         self._line_starts = [0, *(m.end() for m in _NEWLINE.finditer(source))]

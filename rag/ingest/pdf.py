@@ -4,7 +4,8 @@ footers and page numbers dropped, page boundaries kept for citations.
 pypdf extracts each page's lines in reading order; everything after that works on those lines:
 a line ends its paragraph where it is short and ends a sentence (the ragged last line), or where
 the next one is a heading or list item; a line repeated at the top or bottom of most pages is a
-running header or footer.
+running header or footer. Each line remembers its page and where it starts in the page's
+extracted text, which is what the source map points into (parts "page 1", "page 2", …).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _PAGE_NUMBER = re.compile(
 _DIGITS = re.compile(r"\d+")
 _HYPHENATED_WORD = re.compile(r"[^\W\d_]+-[^\W\d_]+")
 _WORD = re.compile(r"[^\W\d_]+")
+_RAW_LINE = re.compile(r"[^\r\n]+")
 _EDGE_LINES = 2  # lines at the top and at the bottom of a page that may be a header or footer
 _FULL_LINE = 0.85  # a line shorter than this share of a full line can end a paragraph
 _SHORT_LINE = 0.6  # a line shorter than this without end punctuation may be a heading
@@ -41,14 +43,26 @@ def load_pdf(data: bytes) -> tuple[BuiltText, str | None]:
         raise LoadError("malformed PDF: no %PDF header")
     if b"%%EOF" not in data[-2048:]:
         raise LoadError("malformed PDF: truncated (no %%EOF marker at the end)")
-    pages, title = _extract(data)
+    page_texts, title = _extract(data)
+    pages = [_lines(text) for text in page_texts]
     if not any(line for page in pages for line in page):
         raise LoadError("no extractable text (scanned PDF?)")
     pages = _without_running_lines(pages)
-    return _assemble(pages), title
+    return _assemble(pages, page_texts), title
 
 
-def _extract(data: bytes) -> tuple[list[list[str]], str | None]:
+class _Line(str):
+    """A line of a page, whitespace runs collapsed, with where it starts in the page's text."""
+
+    start: int
+
+    def __new__(cls, text: str, start: int) -> "_Line":
+        line = super().__new__(cls, text)
+        line.start = start
+        return line
+
+
+def _extract(data: bytes) -> tuple[list[str], str | None]:
     import pypdf  # deferred: only PDF corpora pay for the import
 
     with _quiet_pypdf():
@@ -56,8 +70,7 @@ def _extract(data: bytes) -> tuple[list[list[str]], str | None]:
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise LoadError("PDF is encrypted")
-            pages = [_lines(page.extract_text() or "") for page in reader.pages]
-            return pages, _pdf_title(reader)
+            return [page.extract_text() or "" for page in reader.pages], _pdf_title(reader)
         except LoadError:
             raise
         except pypdf.errors.FileNotDecryptedError:
@@ -68,8 +81,13 @@ def _extract(data: bytes) -> tuple[list[list[str]], str | None]:
             raise LoadError(f"malformed PDF: {_first_line(e)}") from None
 
 
-def _lines(page_text: str) -> list[str]:
-    return [" ".join(line.split()) for line in page_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+def _lines(page_text: str) -> list[_Line]:
+    lines = []
+    for match in _RAW_LINE.finditer(page_text):
+        raw = match.group()
+        if text := " ".join(raw.split()):
+            lines.append(_Line(text, match.start() + len(raw) - len(raw.lstrip())))
+    return lines
 
 
 def _pdf_title(reader) -> str | None:
@@ -116,20 +134,20 @@ def _is_running(line: str, repeated: set[str]) -> bool:
 # ---------------------------------------------------------------- lines → paragraphs
 
 
-def _assemble(pages: list[list[str]]) -> BuiltText:
+def _assemble(pages: list[list[_Line]], page_texts: list[str]) -> BuiltText:
     words = _vocabulary(pages)
     full_line = _full_line_length(pages)
     per_page = [_paragraphs(page, full_line) for page in pages]
-    texts = [[_join_paragraph(lines, words) for lines in page] for page in per_page]
+    pieces = [[_pieces(lines, words) for lines in page] for page in per_page]
     # How each page joins the text before it: None for a new paragraph, " " or "" (a hyphenated
     # word rejoined) where its first paragraph runs on from the previous page.
     joiners: list[str | None] = [None] * len(pages)
     last: tuple[int, int] | None = None
     for number, paragraphs in enumerate(per_page):
         if paragraphs and last and _continues(per_page[last[0]][last[1]], paragraphs[0], full_line):
-            previous = texts[last[0]][last[1]]
-            if _join_lines(previous, paragraphs[0][0], words) == previous[:-1] + paragraphs[0][0]:
-                texts[last[0]][last[1]], joiners[number] = previous[:-1], ""
+            previous = pieces[last[0]][last[1]][-1]
+            if _joiner(previous[0], paragraphs[0][0], words) is None:
+                previous[0], joiners[number] = previous[0][:-1], ""
             else:
                 joiners[number] = " "
         if paragraphs:
@@ -137,16 +155,20 @@ def _assemble(pages: list[list[str]]) -> BuiltText:
     builder = TextBuilder()
     for number, paragraphs in enumerate(per_page):
         builder.new_page()
+        builder.part(f"page {number + 1}", page_texts[number])
         if joiners[number] is not None:
             builder.continue_page(joiners[number])
         for index, lines in enumerate(paragraphs):
             runs_on = index == 0 and joiners[number] is not None
             if not runs_on and _is_heading(lines, full_line, paragraphs, index):
-                builder.heading(texts[number][index])
+                builder.heading(lines[0], lines[0].start)
                 continue
             if not runs_on:
                 builder.paragraph_break()
-            builder.add(texts[number][index])
+            for text, line, joiner in pieces[number][index]:
+                if joiner == " ":
+                    builder.space()
+                builder.add(text, line.start)
     return builder.build()
 
 
@@ -195,11 +217,16 @@ def _is_heading(lines: list[str], full_line: int, paragraphs: list[list[str]], i
             and (line[:1].isupper() or line[:1].isdigit()))
 
 
-def _join_paragraph(lines: list[str], words: "_Vocabulary") -> str:
-    text = lines[0]
+def _pieces(lines: list[_Line], words: "_Vocabulary") -> list[list]:
+    """A paragraph's lines as [text, line, joiner]: the text to add (a line without the soft
+    hyphen that ends it) and what goes before it (None first, " " or "")."""
+    pieces = [[lines[0], lines[0], None]]
     for line in lines[1:]:
-        text = _join_lines(text, line, words)
-    return text
+        joiner = _joiner(pieces[-1][0], line, words)
+        if joiner is None:
+            pieces[-1][0] = pieces[-1][0][:-1]
+        pieces.append([line, line, "" if joiner is None else joiner])
+    return pieces
 
 
 class _Vocabulary:
@@ -219,17 +246,18 @@ def _vocabulary(pages: list[list[str]]) -> _Vocabulary:
     return _Vocabulary(words, compounds)
 
 
-def _join_lines(text: str, line: str, words: _Vocabulary) -> str:
-    """``text`` and the next line as one: a word hyphenated across the break is rejoined, unless
-    the document writes it with a hyphen elsewhere ("well-known") and never without."""
+def _joiner(text: str, line: str, words: _Vocabulary) -> str | None:
+    """How the next line joins ``text``: None where a word hyphenated across the break is
+    rejoined (its hyphen dropped), "" where the document writes it with a hyphen elsewhere
+    ("well-known") and never without, else " "."""
     end, start = _HYPHENATED_END.search(text), _WORD_START.match(line)
     if end and start and line[:1].islower():
         head, tail = end.group(1), start.group(1)
         joined = (head + tail).casefold()
         soft = text.endswith("\u00ad") or joined in words.words or (
             f"{head}-{tail}".casefold() not in words.compounds)
-        return text[:-1] + line if soft else text + line
-    return f"{text} {line}"
+        return None if soft else ""
+    return " "
 
 
 # ---------------------------------------------------------------- quiet pypdf
