@@ -31,7 +31,7 @@ from .config import Settings  # noqa: E402
 from .loaders import SUPPORTED_SUFFIXES  # noqa: E402
 from .types import Answer, Citation, IndexNotFoundError, Passage, RagError  # noqa: E402
 from .watch import watch  # noqa: E402
-from .web_pdf import page_image  # noqa: E402
+from .web_pdf import page_image, quote_pages, source_place  # noqa: E402
 from .web_render import (  # noqa: E402
     DOCUMENT_VIEW_PLACEHOLDER,
     SOURCES_PLACEHOLDER,
@@ -398,12 +398,17 @@ def build_app(settings: Settings, *, follow_corpus: bool = False) -> gr.Blocks:
         page = doc.page_at(start)
         image = None
         if page is not None and request["doc_id"].lower().endswith(".pdf"):
+            # The first page holding the quote's words, with those words (a quote may run on
+            # across a page break); an index without source maps falls back to the start's page.
+            on_page = next(iter(quote_pages(doc, start, end)), None)
             try:
-                image = page_image(Path(corpus_dir) / request["doc_id"], page, quote)
+                image = page_image(Path(corpus_dir) / request["doc_id"], on_page.page if on_page else page,
+                                   on_page.text if on_page else quote, on_page.occurrence if on_page else 0)
             except Exception as e:  # a page that cannot be drawn still leaves the text view
                 log.warning("rendering page %s of %s failed: %s", page, request["doc_id"], e)
         return render_document_view(doc.title, doc.doc_id, doc.text, start, end, request["number"],
-                                    page=page, page_image=image)
+                                    page=page, page_image=image,
+                                    source_place=source_place(doc, start, end, Path(corpus_dir) / doc.doc_id))
 
     def listing(at: dict):
         """Status, banner, one page of the document list (``at``: its search and offset), its pager

@@ -313,14 +313,16 @@ DOCUMENT_REACH = 60_000
 
 def render_document_view(
     title: str, doc_id: str, text: str, start: int, end: int, number: int, *,
-    page: int | None = None, page_image: PageImage | None = None,
+    page: int | None = None, page_image: PageImage | None = None, source_place: str | None = None,
 ) -> str:
     """The cited document at the quote: for a PDF its page image with the quoted words
-    highlighted over it, and the text with the quote marked (scrolled to by the page's script)."""
+    highlighted over it, and the text with the quote marked (scrolled to by the page's script);
+    ``source_place`` says where the quote is in the original file ("paragraph 12", "lines 4–6")."""
+    place = source_place if source_place and page is None else None  # a page is named already
     head = (
         '<div class="document-head"><span class="source-title">'
-        f"{escape(title)}</span> <span class=\"source-meta\">{escape(_place_of(doc_id, page))} · "
-        f"quote {escape(f'[{number}]')}</span>"
+        f"{escape(title)}</span> <span class=\"source-meta\">{escape(_place_of(doc_id, page))}"
+        f"{escape(f', {place}') if place else ''} · quote {escape(f'[{number}]')}</span>"
         '<button type="button" class="close-document">Close</button></div>'
     )
     image = ""

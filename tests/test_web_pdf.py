@@ -10,7 +10,9 @@ import pytest
 from fpdf import FPDF
 from PIL import Image
 
-from rag.web_pdf import page_image
+from rag.loaders import load_document
+from rag.web_pdf import page_image, quote_pages, source_place
+from tests.documents import write_docx, write_pptx
 
 QUOTE = "The barn owl hunts voles at night by sound alone, even in complete darkness."
 
@@ -50,3 +52,60 @@ def test_a_quote_not_on_the_page_gives_the_page_without_boxes(survey):
     assert page_image(survey, 1, QUOTE).boxes == ()
     with pytest.raises(ValueError, match="has no page 3"):
         page_image(survey, 3, QUOTE)
+
+
+# ---------------------------------------------------------------- the source map at display
+
+
+def test_a_repeated_phrase_is_boxed_where_it_was_quoted(tmp_path):
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, f"{QUOTE}\n\nThe wardens wrote a long note in between about the weather.\n\n{QUOTE}")
+    path = tmp_path / "twice.pdf"
+    pdf.output(str(path))
+    document = load_document(path, "twice.pdf")
+    second = document.text.rindex(QUOTE)
+    (on_page,) = quote_pages(document, second, second + len(QUOTE))
+    assert (on_page.page, on_page.text, on_page.occurrence) == (1, QUOTE, 1)
+    first_box = page_image(path, 1, QUOTE).boxes[0]
+    second_box = page_image(path, 1, on_page.text, on_page.occurrence).boxes[0]
+    assert second_box[1] > first_box[1] + 0.05  # lower down the page
+
+
+def test_a_quote_across_a_page_break_is_boxed_on_each_page(tmp_path):
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Owl survey\n\nThe barn owl hunts voles at night by sound alone, even in")
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "complete darkness, and its facial disc funnels faint rustling to its ears.")
+    path = tmp_path / "split.pdf"
+    pdf.output(str(path))
+    document = load_document(path, "split.pdf")
+    start = document.text.index("The barn owl")
+    end = document.text.index("complete darkness") + len("complete darkness")
+    first, second = quote_pages(document, start, end)
+    assert (first.page, second.page) == (1, 2)
+    assert first.text.endswith("even in") and second.text == "complete darkness"
+    assert page_image(path, 1, first.text).boxes and page_image(path, 2, second.text).boxes
+    assert source_place(document, start, end) == "page 1 to page 2"
+
+
+def test_every_format_names_where_the_quote_is_in_the_file(tmp_path):
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Owls\n\nThe barn owl hunts voles\nat night by sound alone.\n\nIt roosts in barns.\n",
+                     encoding="utf-8")
+    document = load_document(notes, "notes.md")
+    start = document.text.index("The barn owl")
+    assert source_place(document, start, start + 40, notes) == "lines 3–4"
+    notes.write_text("# Owls\n\nChanged since it was indexed.\n", encoding="utf-8")
+    assert source_place(document, start, start + 40, notes) is None  # no line numbers of another version
+    word = write_docx(tmp_path / "owls.docx", "Owls", [("h", "Hunting"), ("p", QUOTE)])
+    document = load_document(word, "owls.docx")
+    start = document.text.index(QUOTE)
+    assert source_place(document, start, start + len(QUOTE)) == "paragraph 3"  # title, heading, then it
+    slides = write_pptx(tmp_path / "owls.pptx", "Owls", [("Hunting", ["Voles at dusk.", QUOTE])])
+    document = load_document(slides, "owls.pptx")
+    start = document.text.index(QUOTE)
+    assert source_place(document, start, start + len(QUOTE)) == "slide 1"
