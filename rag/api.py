@@ -168,7 +168,8 @@ def add_files(
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     result = AddResult()
     readable: list[tuple[Path, str]] = []
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb,
+                       settings.max_document_tokens) as reader:
         for path in map(Path, paths):
             name = safe_file_name(path.name)
             reason = _upload_problem(path, name, settings, reader)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from .config import Settings
-from .types import Chunk, Document
+from .types import Chunk, Document, LoadError
 
 CHUNKER_VERSION = 2  # 2: documents read as rendered (rag.ingest); older indexes hold raw text
 
@@ -29,6 +29,14 @@ def chunking_parameters(settings: Settings) -> dict:
 
 Span = tuple[int, int]
 CountTokens = Callable[[str], int]
+
+
+class DocumentTooLong(LoadError):
+    """A document over the token limit: skipped with this reason, before it costs more."""
+
+
+def too_long_reason(limit: int) -> str:
+    return f"its text is too long to index (more than {limit:,} tokens; limit: RAG_MAX_DOCUMENT_TOKENS)"
 
 # Every character str.splitlines() breaks on.
 _LINE = re.compile(r"[^\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
@@ -131,20 +139,27 @@ def _strip(text: str, start: int, end: int) -> Span:
 
 
 def chunk_document(
-    doc: Document, *, max_tokens: int, overlap_sentences: int, count_tokens: CountTokens
+    doc: Document, *, max_tokens: int, overlap_sentences: int, count_tokens: CountTokens,
+    max_document_tokens: int = 0,
 ) -> list[Chunk]:
     """Split ``doc`` into chunks of whole sentences of at most ``max_tokens`` tokens each.
 
     Each chunk after the first repeats up to ``overlap_sentences`` sentences from the end of the
-    previous one, as many as still fit beside at least one new sentence.
+    previous one, as many as still fit beside at least one new sentence. A document of more than
+    ``max_document_tokens`` tokens (0: no limit) raises DocumentTooLong as soon as the count
+    passes it, so its cost is bounded by the limit, not by the file.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     text = doc.text
     units: list[Span] = []
     counts: list[int] = []
+    total = 0
     for start, end in split_sentences(text):
         tokens = count_tokens(text[start:end])
+        total += tokens
+        if max_document_tokens and total > max_document_tokens:
+            raise DocumentTooLong(too_long_reason(max_document_tokens))
         if tokens <= max_tokens:
             units.append((start, end))
             counts.append(tokens)

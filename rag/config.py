@@ -44,6 +44,10 @@ class Settings:
     # Each file is parsed in a child process bounded by these, so a hostile file is just skipped.
     parse_timeout_s: float = 60.0
     parse_memory_mb: int = 2048
+    # A document of more tokens than this is skipped with its reason (0: no limit): chunking and
+    # embedding cost grows with the text, and the build lock is held meanwhile (~1M tokens is a
+    # 4-5 MB book; rag/chunking.py).
+    max_document_tokens: int = 1_000_000
     # Retrieval.
     top_k: int = 5
     mode: str = "hybrid"
@@ -76,6 +80,9 @@ class Settings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.max_document_tokens < 0:
+            raise ValueError(f"max_document_tokens must be 0 (no limit) or more, got {self.max_document_tokens}"
+                             " (RAG_MAX_DOCUMENT_TOKENS)")
         for name in ("threads", "query_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (auto: one per physical core) or more, got {getattr(self, name)}")

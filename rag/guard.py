@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -26,6 +27,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from .chunking import too_long_reason
 from .loaders import load_document
 from .types import Document, LoadError, SourceMap
 
@@ -35,13 +37,17 @@ _KEPT_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "TM
 _MAX_OPEN_FILES = 64
 _MAX_WRITTEN_BYTES = 16 << 20  # parsers need no scratch files; a runaway writer is cut off here
 _CLONE_NEWNET, _CLONE_NEWUSER = 0x40000000, 0x10000000
+_WORD = re.compile(r"\S+")
 
 
-def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float = 0) -> None:
+def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float = 0,
+          max_tokens: int = 0) -> None:
     """The child's loop: read JSON requests on stdin, answer with JSON lines on ``reply_fd``.
 
-    A text longer than ``max_text_mb`` million characters is refused here, so that chunking and
-    embedding in the parent stay bounded whatever a compressed file unpacks to."""
+    A text longer than ``max_text_mb`` million characters, or of more than ``max_tokens`` words
+    (each word is at least one token), is refused here, so that chunking and embedding in the
+    parent stay bounded whatever a compressed file unpacks to; the chunker enforces the exact
+    token limit."""
     replies = os.fdopen(reply_fd, "w", encoding="utf-8")
     _apply_limits(memory_limit_mb)
     for line in sys.stdin:
@@ -53,6 +59,8 @@ def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: 
                 raise LoadError(
                     f"its text is too long to index ({len(document.text) / 1e6:.1f} million characters "
                     f"> {max_text_mb:g} million, RAG_MAX_FILE_MB)")
+            if max_tokens > 0 and _has_more_words(document.text, max_tokens):
+                raise LoadError(too_long_reason(max_tokens))
             reply = {"document": dict(asdict(document), source_map=document.source_map.to_json())}
         except LoadError as e:
             reply = {"error": str(e)}
@@ -64,6 +72,14 @@ def serve(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: 
             reply = {"error": f"cannot be read: {type(e).__name__}: {e}"}
         replies.write(json.dumps(reply, ensure_ascii=False) + "\n")
         replies.flush()
+
+
+def _has_more_words(text: str, limit: int) -> bool:
+    """Whether ``text`` has more than ``limit`` words, counting no further than that."""
+    for count, _ in enumerate(_WORD.finditer(text), 1):
+        if count > limit:
+            return True
+    return False
 
 
 def _apply_limits(memory_limit_mb: int) -> None:
@@ -110,14 +126,15 @@ def child_environment() -> dict[str, str]:
     return dict(kept, PYTHONDONTWRITEBYTECODE="1")
 
 
-def _child_code(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float) -> str:
+def _child_code(reply_fd: int, memory_limit_mb: int, cpu_limit_s: float, max_text_mb: float,
+                max_tokens: int) -> str:
     package_root = str(Path(__file__).resolve().parent.parent)
     return (
         "import sys\n"
         f"sys.path.insert(0, {package_root!r})\n"  # this copy of rag, whatever put it on our path
         "from rag.guard import isolate_network, serve\n"
         "isolate_network()\n"
-        f"serve({reply_fd}, {memory_limit_mb}, {cpu_limit_s!r}, {max_text_mb!r})\n"
+        f"serve({reply_fd}, {memory_limit_mb}, {cpu_limit_s!r}, {max_text_mb!r}, {max_tokens!r})\n"
     )
 
 
@@ -134,13 +151,18 @@ class GuardedLoader:
     """``load(path, doc_id, hash)`` like ``loaders.load_document``, but sandboxed and bounded.
 
     One worker process is reused across files and replaced when it has to be killed. A document
-    whose text is over ``max_text_mb`` million characters (0: no limit) is refused with its reason.
+    whose text is over ``max_text_mb`` million characters or ``max_tokens`` words (0: no limit)
+    is refused with its reason. Each file may use ``cpu_limit_s`` seconds of CPU time (default:
+    the wall-clock ``timeout_s``, which a loaded machine reaches first).
     """
 
-    def __init__(self, timeout_s: float, memory_limit_mb: int, max_text_mb: float = 0):
+    def __init__(self, timeout_s: float, memory_limit_mb: int, max_text_mb: float = 0, max_tokens: int = 0,
+                 *, cpu_limit_s: float | None = None):
         self.timeout_s = timeout_s
+        self.cpu_limit_s = timeout_s if cpu_limit_s is None else cpu_limit_s
         self.memory_limit_mb = memory_limit_mb
         self.max_text_mb = max_text_mb
+        self.max_tokens = max_tokens
         self._worker: subprocess.Popen | None = None
         self._replies = None
 
@@ -179,7 +201,7 @@ class GuardedLoader:
         except subprocess.TimeoutExpired:
             code = None
         if code == -signal.SIGXCPU or code == -signal.SIGKILL:
-            return f"reading used more than {self.timeout_s:g} s of CPU time (limit: RAG_PARSE_TIMEOUT_S)"
+            return f"reading used more than {self.cpu_limit_s:g} s of CPU time (limit: RAG_PARSE_TIMEOUT_S)"
         return f"the reader crashed on it (memory limit {self.memory_limit_mb} MB: RAG_PARSE_MEMORY_MB)"
 
     def _ensure_worker(self) -> subprocess.Popen:
@@ -188,7 +210,8 @@ class GuardedLoader:
             reply_read, reply_write = os.pipe()
             try:
                 self._worker = subprocess.Popen(
-                    [sys.executable, "-E", "-c", _child_code(reply_write, self.memory_limit_mb, self.timeout_s, self.max_text_mb)],
+                    [sys.executable, "-E", "-c", _child_code(reply_write, self.memory_limit_mb, self.cpu_limit_s, self.max_text_mb,
+                                                         self.max_tokens)],
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env=child_environment(),
                     pass_fds=(reply_write,),

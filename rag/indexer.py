@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .chunking import chunk_document, chunking_parameters, split_sentences
+from .chunking import DocumentTooLong, chunk_document, chunking_parameters, split_sentences
 from .config import Settings, load_settings
 from .embedding import Embedder, embedder_for
 from .guard import GuardedLoader
@@ -94,6 +94,7 @@ def _chunk_for(embedder: Embedder, settings: Settings, doc: Document) -> tuple[s
         max_tokens=budget,
         overlap_sentences=settings.chunk_overlap_sentences,
         count_tokens=embedder.count_tokens,
+        max_document_tokens=settings.max_document_tokens,
     )
     return title, chunks
 
@@ -200,6 +201,17 @@ def _plan(corpus_dir: Path, known: dict[str, DocumentEntry], settings: Settings)
     return plan
 
 
+def _refuse_read(plan: _Plan, known: dict[str, DocumentEntry], doc_id: str, reason: str) -> None:
+    """A file read but too long to chunk: skipped like one that cannot be read, not counted."""
+    if doc_id in known:
+        plan.stats.updated -= 1
+    else:
+        plan.stats.added -= 1
+    plan.hashes.pop(doc_id, None)
+    plan.file_stats.pop(doc_id, None)
+    _keep_previous(plan, known, doc_id, reason)
+
+
 def _keep_previous(plan: _Plan, known: dict[str, DocumentEntry], doc_id: str, reason: str) -> None:
     """A file that cannot be read keeps its indexed version, if it has one."""
     if doc_id in known:
@@ -295,9 +307,14 @@ def _write(index_dir: Path, base: IndexReader | None, plan: _Plan, settings: Set
             next_id += len(chunks)
 
     try:
-        with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
+        with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb,
+                           settings.max_document_tokens) as reader:
             for doc in read_changed(reader, plan, known, progress):
-                batch.add(doc)
+                try:
+                    batch.add(doc)
+                except DocumentTooLong as e:
+                    _refuse_read(plan, known, doc.doc_id, str(e))
+                    continue
                 if len(batch) >= EMBED_BATCH_CHUNKS:
                     flush()
         if (base is not None and not resumed and not plan.removed and not plan.stats.added
