@@ -219,3 +219,48 @@ def zip_bomb_like(path: Path, member: str, inflated_mb: int = 64) -> Path:
                 part.write(block)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+_TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+
+
+def file_places(path: Path) -> dict[str, str]:
+    """Every place of ``path`` a source map may name, with its text as read from the file."""
+    suffix = path.suffix
+    if suffix in (".txt", ".md", ".html"):
+        return {"": path.read_text(encoding="utf-8")}
+    if suffix == ".pdf":
+        import pypdf
+
+        return {f"page {n}": page.extract_text() for n, page in enumerate(pypdf.PdfReader(path).pages, 1)}
+    if suffix == ".docx":
+        import docx
+        from docx.oxml.ns import qn
+        from docx.text.paragraph import Paragraph
+
+        document = docx.Document(str(path))
+        return {f"paragraph {n}": Paragraph(p, document).text
+                for n, p in enumerate(document.element.body.iter(qn("w:p")), 1)}
+    if suffix == ".epub":
+        with zipfile.ZipFile(path) as book:
+            return {name: book.read(name).decode("utf-8") for name in book.namelist()
+                    if name.endswith(".xhtml")}
+    if suffix == ".odt":
+        from lxml import etree
+
+        with zipfile.ZipFile(path) as document:
+            tree = etree.fromstring(document.read("content.xml"))
+        return {f"paragraph {n}": "".join(element.itertext()) for n, element in enumerate(
+            tree.iter(f"{{{_TEXT_NS}}}p", f"{{{_TEXT_NS}}}h"), 1)}
+    if suffix == ".pptx":
+        import pptx
+
+        texts = {}
+        for s, slide in enumerate(pptx.Presentation(str(path)).slides, 1):
+            for k, shape in enumerate(slide.shapes, 1):
+                if shape.has_text_frame:
+                    texts[f"slide {s}, shape {k}"] = shape.text_frame.text
+                    for p, paragraph in enumerate(shape.text_frame.paragraphs, 1):
+                        texts[f"slide {s}, shape {k}, paragraph {p}"] = "".join(r.text for r in paragraph.runs)
+        return texts
+    raise AssertionError(suffix)

@@ -9,18 +9,17 @@ the loaders.
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from rag.guard import GuardedLoader
 from rag.types import Document, SourceMap
-from tests.documents import news_page, write_docx, write_epub, write_odt, write_pptx, write_typeset_pdf
+from tests.documents import (
+    file_places, news_page, write_docx, write_epub, write_odt, write_pptx, write_typeset_pdf,
+)
 from tests.test_ingest import BLOCKS, PARAGRAPHS, SENTENCES
 
-_PPTX_PART = re.compile(r"slide (\d+), shape (\d+)(?:, paragraph (\d+))?$")
-_TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 SLIDES = [("Background", [SENTENCES[0], SENTENCES[1]]), ("Costs", [SENTENCES[3], SENTENCES[4]])]
 
 
@@ -53,48 +52,6 @@ WRITERS = {
 }
 
 
-def part_texts(path: Path) -> dict[str, str]:
-    """Every place of ``path`` a source map may name, with its text as read from the file."""
-    suffix = path.suffix
-    if suffix in (".txt", ".md", ".html"):
-        return {"": path.read_text(encoding="utf-8")}
-    if suffix == ".pdf":
-        import pypdf
-
-        return {f"page {n}": page.extract_text() for n, page in enumerate(pypdf.PdfReader(path).pages, 1)}
-    if suffix == ".docx":
-        import docx
-        from docx.oxml.ns import qn
-        from docx.text.paragraph import Paragraph
-
-        document = docx.Document(str(path))
-        return {f"paragraph {n}": Paragraph(p, document).text
-                for n, p in enumerate(document.element.body.iter(qn("w:p")), 1)}
-    if suffix == ".epub":
-        with zipfile.ZipFile(path) as book:
-            return {name: book.read(name).decode("utf-8") for name in book.namelist()
-                    if name.endswith(".xhtml")}
-    if suffix == ".odt":
-        from lxml import etree
-
-        with zipfile.ZipFile(path) as document:
-            tree = etree.fromstring(document.read("content.xml"))
-        return {f"paragraph {n}": "".join(element.itertext()) for n, element in enumerate(
-            tree.iter(f"{{{_TEXT_NS}}}p", f"{{{_TEXT_NS}}}h"), 1)}
-    if suffix == ".pptx":
-        import pptx
-
-        texts = {}
-        for s, slide in enumerate(pptx.Presentation(str(path)).slides, 1):
-            for k, shape in enumerate(slide.shapes, 1):
-                if shape.has_text_frame:
-                    texts[f"slide {s}, shape {k}"] = shape.text_frame.text
-                    for p, paragraph in enumerate(shape.text_frame.paragraphs, 1):
-                        texts[f"slide {s}, shape {k}, paragraph {p}"] = "".join(r.text for r in paragraph.runs)
-        return texts
-    raise AssertionError(suffix)
-
-
 def assert_quote_leads_to_the_file(document: Document, start: int, end: int, places: dict[str, str]) -> None:
     """Each stretch of the quote the map places is exactly those characters of the file, and
     together they cover every word character of the quote."""
@@ -122,7 +79,7 @@ def test_every_sentence_leads_back_to_its_words_in_the_file(corpus, name):
     path = corpus / name
     with GuardedLoader(60, 2048) as reader:  # the sandboxed child, its JSON reply included
         document = reader.load(path, name)
-    places = part_texts(path)
+    places = file_places(path)
     quotes = [s for s in SENTENCES if s in document.text]
     assert len(quotes) >= 4
     for quote in quotes:
@@ -140,7 +97,7 @@ def test_a_pdf_quote_across_a_page_break_names_both_pages(tmp_path):
     start, end = boundary - 40, boundary + 40
     pages = {part for part, *_ in document.source_map.spans(start, end)}
     assert pages == {"page 1", "page 2"}
-    assert_quote_leads_to_the_file(document, start, end, part_texts(path))
+    assert_quote_leads_to_the_file(document, start, end, file_places(path))
 
 
 def test_the_source_map_round_trips_as_json():
@@ -164,4 +121,4 @@ def test_the_index_keeps_the_map_and_answers_quotes_that_lead_to_the_file(corpus
     assert answer.found and answer.citations
     for citation in answer.citations:
         document = api.document(citation.doc_id, index_dir=index)
-        assert_quote_leads_to_the_file(document, citation.start, citation.end, part_texts(corpus / citation.doc_id))
+        assert_quote_leads_to_the_file(document, citation.start, citation.end, file_places(corpus / citation.doc_id))
