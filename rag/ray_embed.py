@@ -37,10 +37,11 @@ from .config import Settings, load_settings
 from .embedding import embedder_for, resolve_model_path
 from .guard import GuardedLoader
 from .index.backends import current_version, open_reader, open_writer
-from .chunking import chunking_parameters
+from .chunking import DocumentTooLong, chunking_parameters
 from .indexer import (
     _chunk_for,
     _plan,
+    _refuse_read,
     _sentence_vectors,
     build_lock,
     embedding_text,
@@ -132,9 +133,13 @@ def _build(corpus_dir: Path, index_dir: Path, address: str, base, model_path: st
     plan = _plan(corpus_dir, known, settings)
     embedder = embedder_for(settings)
     planned = []
-    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb) as reader:
+    with GuardedLoader(settings.parse_timeout_s, settings.parse_memory_mb, settings.max_file_mb,
+                       settings.max_document_tokens) as reader:
         for doc in read_changed(reader, plan, known, progress):
-            planned.append(_Planned(doc, *_chunk_for(embedder, settings, doc)))
+            try:
+                planned.append(_Planned(doc, *_chunk_for(embedder, settings, doc)))
+            except DocumentTooLong as e:
+                _refuse_read(plan, known, doc.doc_id, str(e))
     if base is not None and not planned and not plan.removed:
         plan.stats.chunks = len(base)
         return plan.stats
