@@ -122,3 +122,28 @@ def test_the_index_keeps_the_map_and_answers_quotes_that_lead_to_the_file(corpus
     for citation in answer.citations:
         document = api.document(citation.doc_id, index_dir=index)
         assert_quote_leads_to_the_file(document, citation.start, citation.end, file_places(corpus / citation.doc_id))
+
+
+@pytest.mark.timeout(600)
+def test_source_maps_survive_a_segment_merge(corpus, tmp_path, monkeypatch):
+    import shutil
+
+    from rag import api
+    from rag.index import writer
+    from rag.store import open_snapshot
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    index = tmp_path / "index"
+    monkeypatch.setattr(writer, "MERGE_FANOUT", 2)  # the second segment of a size class merges them
+    shutil.copy(corpus / "report.docx", folder)
+    api.build_index(folder, index)
+    shutil.copy(corpus / "notes.md", folder)
+    api.build_index(folder, index)
+    snapshot = open_snapshot(index)
+    assert len(snapshot.manifest.segments) == 1  # merged into one
+    snapshot.close()
+    for name in ("report.docx", "notes.md"):
+        document = api.document(name, index_dir=index)
+        start = document.text.index(SENTENCES[3])
+        assert_quote_leads_to_the_file(document, start, start + len(SENTENCES[3]), file_places(folder / name))
