@@ -147,3 +147,14 @@ def test_source_maps_survive_a_segment_merge(corpus, tmp_path, monkeypatch):
         document = api.document(name, index_dir=index)
         start = document.text.index(SENTENCES[3])
         assert_quote_leads_to_the_file(document, start, start + len(SENTENCES[3]), file_places(folder / name))
+
+
+def test_words_written_with_entities_or_markup_inside_are_still_placed(tmp_path):
+    path = tmp_path / "entities.html"
+    path.write_text("<html><body><p>The ABC O&amp;O station and the V&amp;A museum share a "
+                    "<b>bold</b>er plan for the city&#8217;s riverside.</p></body></html>", encoding="utf-8")
+    with GuardedLoader(60, 2048) as reader:
+        document = reader.load(path, "entities.html")
+    quote = "The ABC O&O station and the V&A museum share a bolder plan for the city’s riverside."
+    start = document.text.index(quote)
+    assert_quote_leads_to_the_file(document, start, start + len(quote), file_places(path))

@@ -9,6 +9,7 @@ from ..text import normalize
 from ..types import SourceMap
 
 _WORD = re.compile(r"\S+")
+_WORD_PIECE = re.compile(r"\w+|[^\w\s]")  # a word's letters and its marks, one at a time
 # How far past the last word found the next one is looked for in the source: markup, entities
 # and whitespace between two words of a paragraph fit in this; text the reader added does not.
 _SEARCH_WINDOW = 400
@@ -75,18 +76,26 @@ class TextBuilder:
             return
         run: list[int] | None = None  # [piece offset, length, source offset]
         cursor = source
-        for word in _WORD.finditer(piece):
-            found = text.find(word.group(), cursor, cursor + _SEARCH_WINDOW + len(word.group()))
+
+        def place(start: int, end: int) -> bool:
+            """Find piece[start:end] in the source after the cursor; extend or start a run."""
+            nonlocal run, cursor
+            found = text.find(piece[start:end], cursor, cursor + _SEARCH_WINDOW + end - start)
             if found < 0:
-                continue
-            gap = piece[run[0] + run[1]:word.start()] if run else None
-            if run and text[run[2] + run[1]:found] == gap:
-                run[1] = word.end() - run[0]
+                return False
+            if run and text[run[2] + run[1]:found] == piece[run[0] + run[1]:start]:
+                run[1] = end - run[0]
             else:
                 if run:
                     self._runs.append((self._length + run[0], run[1], part, run[2]))
-                run = [word.start(), len(word.group()), found]
-            cursor = found + len(word.group())
+                run = [start, end - start, found]
+            cursor = found + end - start
+            return True
+
+        for word in _WORD.finditer(piece):
+            if not place(*word.span()):  # "O&O" written "O&amp;O": its letters are still there
+                for bit in _WORD_PIECE.finditer(word.group()):
+                    place(word.start() + bit.start(), word.start() + bit.end())
         if run:
             self._runs.append((self._length + run[0], run[1], part, run[2]))
 

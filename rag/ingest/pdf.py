@@ -4,7 +4,7 @@ footers and page numbers dropped, page boundaries kept for citations.
 pypdf extracts each page's lines in reading order; everything after that works on those lines:
 a line ends its paragraph where it is short and ends a sentence (the ragged last line), or where
 the next one is a heading or list item; a line repeated at the top or bottom of most pages is a
-running header or footer. Each line remembers its page and where it starts in the page's
+running header or footer. Each line remembers where it starts in its page's
 extracted text, which is what the source map points into (parts "page 1", "page 2", …).
 """
 
