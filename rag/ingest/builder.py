@@ -12,7 +12,9 @@ _WORD = re.compile(r"\S+")
 _WORD_PIECE = re.compile(r"\w+|[^\w\s]")  # a word's letters and its marks, one at a time
 # How far past the last word found the next one is looked for in the source: markup, entities
 # and whitespace between two words of a paragraph fit in this; text the reader added does not.
+# A short word (a letter, "of") is looked for nearer, or it would match the next one anywhere.
 _SEARCH_WINDOW = 400
+_SHORT_WORD, _SHORT_WORD_WINDOW = 4, 80
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class TextBuilder:
         def place(start: int, end: int) -> bool:
             """Find piece[start:end] in the source after the cursor; extend or start a run."""
             nonlocal run, cursor
-            found = text.find(piece[start:end], cursor, cursor + _SEARCH_WINDOW + end - start)
+            window = _SEARCH_WINDOW if end - start >= _SHORT_WORD else _SHORT_WORD_WINDOW
+            found = text.find(piece[start:end], cursor, cursor + window + end - start)
             if found < 0:
                 return False
             if run and text[run[2] + run[1]:found] == piece[run[0] + run[1]:start]:
