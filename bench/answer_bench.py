@@ -180,7 +180,7 @@ def main() -> None:
     print(f"\nheld-out: retrieve() p50 {r50 * 1000:.1f} ms, answer() p50 {a50 * 1000:.1f} ms = "
           f"{a50 / r50:.2f} x retrieve ({len(latency['answer'])} questions)")
     if args.llm:
-        llm_run([c for c in sets["held-out: paraphrase set (new)"] if c.answerable][: args.llm], settings)
+        llm_run([c for c in sets["held-out: paraphrase set"] if c.answerable][: args.llm], settings)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SQUAD = SHARED / "eval" / "squad-dev"
 WORK = Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench"))
+PARAPHRASE = REPO / "bench" / "data" / "paraphrase"
 CALIBRATION_CLAIMS = 100  # the first 100 of each SciFact group fit; answer_bench.py uses the next 50
 
 SQUAD_INDEXED = ["1973_oil_crisis", "European_Union_law", "Harvard_University", "Imperialism",
@@ -66,7 +67,8 @@ class Case:
 def build_indexes(settings) -> dict[str, Path]:
     """Every index the sets need, built (incrementally) under WORK."""
     indexes = {"default": WORK / "default-index", "scifact": WORK / "scifact-index",
-               "squad": WORK / "squad-index", "paraphrase": WORK / "paraphrase-index"}
+               "squad": WORK / "squad-index", "paraphrase": WORK / "paraphrase-index",
+               "paraphrase-2": WORK / "paraphrase-2-index", "paraphrase-3": WORK / "paraphrase-3-index"}
     build_index(REPO / "corpus", indexes["default"], settings=settings)
     build_index(write_corpus(load_subset(), WORK / "scifact-corpus"), indexes["scifact"], settings=settings)
     squad_corpus = WORK / "squad-corpus"
@@ -76,7 +78,9 @@ def build_indexes(settings) -> dict[str, Path]:
         if not target.exists():
             target.write_text((SQUAD / "articles" / f"{name}.txt").read_text())
     build_index(squad_corpus, indexes["squad"], settings=settings)
-    build_index(REPO / "bench" / "data" / "paraphrase" / "corpus", indexes["paraphrase"], settings=settings)
+    build_index(PARAPHRASE / "corpus", indexes["paraphrase"], settings=settings)
+    build_index(PARAPHRASE / "second" / "corpus", indexes["paraphrase-2"], settings=settings)
+    build_index(PARAPHRASE / "third" / "corpus", indexes["paraphrase-3"], settings=settings)
     return indexes
 
 
@@ -124,15 +128,22 @@ def fit_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
     }
 
 
+def _paraphrase(index: Path, questions: Path) -> list[Case]:
+    return [Case(q["question"], index, bool(q["answers"]), "answerable" if q["answers"] else q["kind"],
+                 q["answers"]) for q in _jsonl(questions)]
+
+
 def held_out_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
-    paraphrase = [Case(q["question"], indexes["paraphrase"], bool(q["answers"]),
-                       "answerable" if q["answers"] else q["kind"], q["answers"])
-                  for q in _jsonl(REPO / "bench" / "data" / "paraphrase" / "questions.jsonl")]
     seed = [Case(q["question"], indexes["default"], q["answerable"],
                  "answerable" if q["answerable"] else "on-topic-unanswered", q["evidence"])
             for q in _jsonl(REPO / "tests" / "data" / "seed_questions.jsonl")]
     return {
-        "paraphrase set (new)": paraphrase,
+        "paraphrase set": _paraphrase(indexes["paraphrase"], PARAPHRASE / "questions.jsonl"),
+        # Written before this session's changes (its README says what was seen of each).
+        "second paraphrase set": _paraphrase(indexes["paraphrase-2"],
+                                             PARAPHRASE / "second" / "questions.jsonl"),
+        "third paraphrase set (unseen)": _paraphrase(indexes["paraphrase-3"],
+                                                     PARAPHRASE / "third" / "questions.jsonl"),
         "SQuAD (held-out articles)": _squad(indexes["squad"], SQUAD_HELD_OUT, 200, 150, 200, seed=2),
         "SciFact claims (held-out)": _scifact(indexes["scifact"], CALIBRATION_CLAIMS, 50),
         "seed questions": seed,
