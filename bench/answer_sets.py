@@ -1,9 +1,10 @@
 """The labelled question sets that calibrate_refusal.py fits on and answer_bench.py measures.
 
 Each set is a list of :class:`Case` over one index. ``answers`` are strings of which one must be
-inside a quote of a good answer (SQuAD, paraphrase set, seed questions); SciFact claims name
+inside a quote of a good answer (SQuAD, paraphrase sets, seed questions); SciFact claims name
 their relevant abstracts instead (``relevant``). Fit sets and held-out sets never share a
-question, and no question of the paraphrase set or the seed questions is used for fitting.
+question; no question of the second and third paraphrase sets or the seed questions is used
+for fitting.
 
 SQuAD: 8 of the 16 articles are indexed (the 6 with adversarial questions, Oxygen and
 Prime_number); questions about the other 8 are out of the corpus. Articles are split between
@@ -113,6 +114,11 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _paraphrase(index: Path, questions: Path) -> list[Case]:
+    return [Case(q["question"], index, bool(q["answers"]), "answerable" if q["answers"] else q["kind"],
+                 q["answers"]) for q in _jsonl(questions)]
+
+
 def fit_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
     dev = _jsonl(REPO / "bench" / "dev_questions.jsonl")
     default = [Case(q["question"], indexes["default"], q["answerable"],
@@ -125,12 +131,10 @@ def fit_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
         # chasing them would refuse paraphrased answerable questions (measured on held-out only).
         "SQuAD (fit articles)": _squad(indexes["squad"], SQUAD_FIT, 150, 0, 150, seed=1),
         "dev questions + off-topic": default,
+        # Held out in its first session, then read question by question while working on the
+        # answerer: fitted on since, and judged by the two sets written after it.
+        "first paraphrase set": _paraphrase(indexes["paraphrase"], PARAPHRASE / "questions.jsonl"),
     }
-
-
-def _paraphrase(index: Path, questions: Path) -> list[Case]:
-    return [Case(q["question"], index, bool(q["answers"]), "answerable" if q["answers"] else q["kind"],
-                 q["answers"]) for q in _jsonl(questions)]
 
 
 def held_out_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
@@ -138,7 +142,6 @@ def held_out_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
                  "answerable" if q["answerable"] else "on-topic-unanswered", q["evidence"])
             for q in _jsonl(REPO / "tests" / "data" / "seed_questions.jsonl")]
     return {
-        "paraphrase set": _paraphrase(indexes["paraphrase"], PARAPHRASE / "questions.jsonl"),
         # Written before this session's changes (its README says what was seen of each).
         "second paraphrase set": _paraphrase(indexes["paraphrase-2"],
                                              PARAPHRASE / "second" / "questions.jsonl"),

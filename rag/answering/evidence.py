@@ -44,15 +44,19 @@ _DATE = re.compile(rf"\b(?:1\d{{3}}|20\d{{2}})s?\b|\b(?:{_MONTHS})\b"
                    r"|\b(?:yesterday|today|ago|later|earlier|since|until)\b", re.I)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|"
-                     r"few|half)\b", re.I)
+                     r"few|half|once|twice|fortnight|daily|weekly|monthly|yearly)\b", re.I)
 _CAPITALISED = re.compile(r"(?<=[\w,;:] )[A-Z][\w'’\-]+")
 # What a question asks for, by its opening words.
 _ASKS = (
-    ("date", re.compile(r"^\W*(?:and\s+)?(?:when|what year|which year|since when|in what year)\b", re.I)),
-    ("number", re.compile(r"^\W*(?:and\s+)?(?:how (?:many|much|long|old|far|big|large|high|tall)|"
-                          r"what (?:share|percentage|number|amount))\b", re.I)),
-    ("name", re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose|where|which|what (?:company|country|"
-                        r"city|group|party|organi[sz]ation|person|man|woman|place))\b", re.I)),
+    ("date", re.compile(r"^\W*(?:and\s+)?(?:when|what year|which year|since when|in what year|"
+                        r"what date)\b", re.I)),
+    ("number", re.compile(r"^\W*(?:and\s+)?(?:how (?:many|much|long|old|far|big|large|high|tall|wide|"
+                          r"deep|heavy|hot|cold|often|fast|small|low)|by how much|"
+                          r"what (?:share|percentage|proportion|number|amount|price|size|distance|"
+                          r"temperature|age))\b", re.I)),
+    ("name", re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose|where|which|what (?:company|firm|country|"
+                        r"city|town|group|party|organi[sz]ation|institution|university|person|man|"
+                        r"woman|place))\b", re.I)),
 )
 
 
