@@ -205,11 +205,14 @@ class LocalModelServer:
         self._process = None
 
     def __enter__(self) -> str:
+        import importlib.util
         import socket
         import subprocess
         import sys
         import tempfile
 
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise LLMUnavailable(f"serving {self.gguf} needs the llama.cpp server wheel: pip install rag[llm]")
         self._log = tempfile.TemporaryFile()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -309,6 +309,18 @@ def test_a_gguf_setting_must_name_a_gguf_file_and_stands_alone(tmp_path, monkeyp
     assert load_settings().llm_gguf == str(model)
 
 
+def test_a_missing_llama_cpp_wheel_is_named_with_its_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real(name, *a))
+    with pytest.raises(LLMUnavailable, match=r"pip install rag\[llm\]"):
+        with local_model(Settings(llm_gguf=str(model))):
+            pass
+
+
 def test_without_a_gguf_the_settings_pass_through_and_nothing_starts():
     settings = Settings()
     with local_model(settings) as used:
