@@ -1,9 +1,10 @@
 """The labelled question sets that calibrate_refusal.py fits on and answer_bench.py measures.
 
 Each set is a list of :class:`Case` over one index. ``answers`` are strings of which one must be
-inside a quote of a good answer (SQuAD, paraphrase set, seed questions); SciFact claims name
+inside a quote of a good answer (SQuAD, paraphrase sets, seed questions); SciFact claims name
 their relevant abstracts instead (``relevant``). Fit sets and held-out sets never share a
-question, and no question of the paraphrase set or the seed questions is used for fitting.
+question; no question of the second and third paraphrase sets or the seed questions is used
+for fitting.
 
 SQuAD: 8 of the 16 articles are indexed (the 6 with adversarial questions, Oxygen and
 Prime_number); questions about the other 8 are out of the corpus. Articles are split between
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SQUAD = SHARED / "eval" / "squad-dev"
 WORK = Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench"))
+PARAPHRASE = REPO / "bench" / "data" / "paraphrase"
 CALIBRATION_CLAIMS = 100  # the first 100 of each SciFact group fit; answer_bench.py uses the next 50
 
 SQUAD_INDEXED = ["1973_oil_crisis", "European_Union_law", "Harvard_University", "Imperialism",
@@ -66,7 +68,8 @@ class Case:
 def build_indexes(settings) -> dict[str, Path]:
     """Every index the sets need, built (incrementally) under WORK."""
     indexes = {"default": WORK / "default-index", "scifact": WORK / "scifact-index",
-               "squad": WORK / "squad-index", "paraphrase": WORK / "paraphrase-index"}
+               "squad": WORK / "squad-index", "paraphrase": WORK / "paraphrase-index",
+               "paraphrase-2": WORK / "paraphrase-2-index", "paraphrase-3": WORK / "paraphrase-3-index"}
     build_index(REPO / "corpus", indexes["default"], settings=settings)
     build_index(write_corpus(load_subset(), WORK / "scifact-corpus"), indexes["scifact"], settings=settings)
     squad_corpus = WORK / "squad-corpus"
@@ -76,7 +79,9 @@ def build_indexes(settings) -> dict[str, Path]:
         if not target.exists():
             target.write_text((SQUAD / "articles" / f"{name}.txt").read_text())
     build_index(squad_corpus, indexes["squad"], settings=settings)
-    build_index(REPO / "bench" / "data" / "paraphrase" / "corpus", indexes["paraphrase"], settings=settings)
+    build_index(PARAPHRASE / "corpus", indexes["paraphrase"], settings=settings)
+    build_index(PARAPHRASE / "second" / "corpus", indexes["paraphrase-2"], settings=settings)
+    build_index(PARAPHRASE / "third" / "corpus", indexes["paraphrase-3"], settings=settings)
     return indexes
 
 
@@ -109,6 +114,11 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _paraphrase(index: Path, questions: Path) -> list[Case]:
+    return [Case(q["question"], index, bool(q["answers"]), "answerable" if q["answers"] else q["kind"],
+                 q["answers"]) for q in _jsonl(questions)]
+
+
 def fit_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
     dev = _jsonl(REPO / "bench" / "dev_questions.jsonl")
     default = [Case(q["question"], indexes["default"], q["answerable"],
@@ -121,18 +131,22 @@ def fit_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
         # chasing them would refuse paraphrased answerable questions (measured on held-out only).
         "SQuAD (fit articles)": _squad(indexes["squad"], SQUAD_FIT, 150, 0, 150, seed=1),
         "dev questions + off-topic": default,
+        # Held out in its first session, then read question by question while working on the
+        # answerer: fitted on since, and judged by the two sets written after it.
+        "first paraphrase set": _paraphrase(indexes["paraphrase"], PARAPHRASE / "questions.jsonl"),
     }
 
 
 def held_out_sets(indexes: dict[str, Path]) -> dict[str, list[Case]]:
-    paraphrase = [Case(q["question"], indexes["paraphrase"], bool(q["answers"]),
-                       "answerable" if q["answers"] else q["kind"], q["answers"])
-                  for q in _jsonl(REPO / "bench" / "data" / "paraphrase" / "questions.jsonl")]
     seed = [Case(q["question"], indexes["default"], q["answerable"],
                  "answerable" if q["answerable"] else "on-topic-unanswered", q["evidence"])
             for q in _jsonl(REPO / "tests" / "data" / "seed_questions.jsonl")]
     return {
-        "paraphrase set (new)": paraphrase,
+        # Written before this session's changes (its README says what was seen of each).
+        "second paraphrase set": _paraphrase(indexes["paraphrase-2"],
+                                             PARAPHRASE / "second" / "questions.jsonl"),
+        "third paraphrase set (unseen)": _paraphrase(indexes["paraphrase-3"],
+                                                     PARAPHRASE / "third" / "questions.jsonl"),
         "SQuAD (held-out articles)": _squad(indexes["squad"], SQUAD_HELD_OUT, 200, 150, 200, seed=2),
         "SciFact claims (held-out)": _scifact(indexes["scifact"], CALIBRATION_CLAIMS, 50),
         "seed questions": seed,

@@ -87,10 +87,11 @@ def main() -> None:
             **{f"held-out: {k}": v for k, v in held_out_sets(indexes).items()}}
     rows = {}
     for name, cases in sets.items():
-        found = [(case_features(c, settings), c.answerable) for c in cases]
-        kept = [(f, cos, a) for (f, cos), a in found if f is not None]
+        found = [(case_features(c, settings), c) for c in cases]
+        kept = [(f, cos, c) for (f, cos), c in found if f is not None]
         rows[name] = (np.array([f for f, _, _ in kept]), np.array([cos for _, cos, _ in kept]),
-                      np.array([int(a) for _, _, a in kept]), len(found) - len(kept))
+                      np.array([int(c.answerable) for _, _, c in kept]), len(found) - len(kept),
+                      np.array([c.kind in ("absent", "off-topic") for _, _, c in kept]))
         print(f"{name}: {len(cases)} questions", flush=True)
 
     fit_names = [n for n in rows if n.startswith("fit: ")]
@@ -123,7 +124,7 @@ def main() -> None:
 
     print("\nCurve: answerable answered / unanswerable refused, by operating point (min_relevance)")
     print("set".ljust(44) + "".join(f"{t:>14}" for t in OPERATING_POINTS))
-    for name, (features, _, labels, empty) in rows.items():
+    for name, (features, _, labels, _, _) in rows.items():
         p = predict(features, fitted)
         cells = []
         for t in OPERATING_POINTS:
@@ -131,6 +132,12 @@ def main() -> None:
             refused = f"{(p[labels == 0] < t).mean():.2f}" if (labels == 0).any() else "  - "
             cells.append(f"{answered}/{refused}".rjust(14))
         print(name[:43].ljust(44) + "".join(cells))
+    fine = [round(0.3 + 0.025 * i, 3) for i in range(13)]
+    print("\nMean balanced accuracy over the fit sets, and out-of-corpus refused on them (min 0.95):")
+    for t in fine:
+        accuracy = np.mean([balanced(predict(rows[n][0], fitted), rows[n][2], t) for n in fit_names])
+        outside = np.concatenate([predict(rows[n][0], fitted)[rows[n][4]] for n in fit_names])
+        print(f"  {t:.3f}: {accuracy:.3f}  out-of-corpus refused {(outside < t).mean():.3f}")
     (WORK / "calibration.json").write_text(json.dumps({"naive_cosine_threshold": naive_threshold}))
 
 

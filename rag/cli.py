@@ -26,6 +26,7 @@ def _settings(args: argparse.Namespace):
         threads=args.threads,
         backend=getattr(args, "backend", None),
         index_backend=getattr(args, "index_backend", None),
+        llm_gguf=getattr(args, "llm_gguf", None),
     )
 
 
@@ -88,9 +89,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from .api import answer
+    from .llm import local_model
 
-    settings = _settings(args)
-    result = answer(args.question, k=args.k, index_dir=settings.index_dir, settings=settings)
+    with local_model(_settings(args)) as settings:
+        result = answer(args.question, k=args.k, index_dir=settings.index_dir, settings=settings)
     if args.json:
         print(json.dumps(asdict(result), indent=2, ensure_ascii=False))
         return 0
@@ -98,7 +100,20 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if result.note:
         print(f"\n({result.note})")
     _print_sources(result)
+    _print_related(result)
     return 0
+
+
+def _print_related(result) -> None:
+    """A refusal's closest passages, marked as what they are: not an answer."""
+    if result.found or not result.related:
+        return
+    print("\nPossibly related passages (not an answer):")
+    for rank, p in enumerate(result.related, 1):
+        page = f", page {p.page}" if p.page is not None else ""
+        text = " ".join(p.text.split())
+        print(f"[{rank}] {p.title} ({p.doc_id}{page})")
+        print(textwrap.indent(textwrap.shorten(text, 300, placeholder=" …"), "    "))
 
 
 def _print_sources(result) -> None:
@@ -151,9 +166,15 @@ def _save_line_history(history: Path | None) -> None:
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
+    from .llm import local_model
+
+    with local_model(_settings(args)) as settings:
+        return _chat(args, settings)
+
+
+def _chat(args: argparse.Namespace, settings) -> int:
     from .api import answer, index_status, warm_up
 
-    settings = _settings(args)
     status = index_status(settings.index_dir, settings=settings)  # no index: say so before asking
     warm_up(settings.index_dir, settings=settings)  # the model and index load once, now
     history_file = _line_editing()
@@ -204,6 +225,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                 if last.citations:
                     print("Sources: " + "; ".join(f"[{c.number}] {c.title}" for c in last.citations)
                           + "  (/sources for the quotes)")
+                _print_related(last)
             print(flush=True)
     finally:
         _save_line_history(history_file)
@@ -254,10 +276,12 @@ def _eval_answers(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .llm import local_model
     from .web import serve
 
-    return serve(_settings(args), host=args.host, port=args.port, auth=args.auth, follow_corpus=args.watch,
-                 allow_no_login=args.allow_no_login)
+    with local_model(_settings(args)) as settings:
+        return serve(settings, host=args.host, port=args.port, auth=args.auth, follow_corpus=args.watch,
+                     allow_no_login=args.allow_no_login)
 
 
 THREADS_HELP = "encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS)"
@@ -286,6 +310,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--index-backend", choices=["local", "milvus"],
                         help="where the index lives (default: local, or RAG_INDEX_BACKEND)")
 
+    answering = argparse.ArgumentParser(add_help=False)
+    answering.add_argument("--llm-gguf", metavar="FILE.gguf",
+                           help="answer with this local model: rag starts a llama.cpp server for it on "
+                                "127.0.0.1 and stops it on exit (pip install rag[llm]; RAG_LLM_GGUF)")
+
     parser = argparse.ArgumentParser(
         prog="rag", description="Offline question answering over your articles, with verified quotes."
     )
@@ -309,13 +338,13 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_cmd_search)
 
-    ask = commands.add_parser("ask", parents=[common], help="answer a question with quotes")
+    ask = commands.add_parser("ask", parents=[common, answering], help="answer a question with quotes")
     ask.add_argument("question")
     ask.add_argument("-k", type=int, help="passages to read (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(run=_cmd_ask)
 
-    chat = commands.add_parser("chat", parents=[common], help="a conversation in the terminal")
+    chat = commands.add_parser("chat", parents=[common, answering], help="a conversation in the terminal")
     chat.add_argument("-k", type=int, help="passages to read per question (default 5)")
     chat.set_defaults(run=_cmd_chat)
 
@@ -336,7 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_cmd_eval)
 
-    serve = commands.add_parser("serve", parents=[common], help="open the web chat")
+    serve = commands.add_parser("serve", parents=[common, answering], help="open the web chat")
     serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 INDEX_BACKENDS = ("local", "milvus")
@@ -68,6 +69,10 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = field(default="", repr=False)  # secrets stay out of logs and tracebacks
     llm_timeout: float = 60.0
+    # A local GGUF model file (RAG_LLM_GGUF or --llm-gguf): rag starts a llama.cpp server for it
+    # on 127.0.0.1, answers with it and stops it on exit (pip install rag[llm]). Instead of
+    # llm_base_url, never beside it.
+    llm_gguf: str = ""
     # Where the index lives: "local" (segments in index_dir) or "milvus" (see
     # docs/scale-out.md). milvus_uri: a Milvus server (http://host:19530, unix:/path) or a
     # milvus-lite file; empty means milvus-lite in index_dir/milvus.db.
@@ -94,6 +99,16 @@ class Settings:
             raise ValueError(
                 f"Milvus collection prefix {self.milvus_collection!r} must be a letter or underscore"
                 ", then letters, digits or underscores, at most 200 (RAG_MILVUS_COLLECTION)")
+
+        if self.llm_gguf:
+            gguf = Path(self.llm_gguf)
+            if not gguf.is_file():
+                raise ValueError(f"the GGUF model file {self.llm_gguf} does not exist (RAG_LLM_GGUF, --llm-gguf)")
+            if gguf.suffix.lower() != ".gguf":
+                raise ValueError(f"{self.llm_gguf} is not a .gguf model file (RAG_LLM_GGUF, --llm-gguf)")
+            if self.llm_base_url:
+                raise ValueError("set llm_gguf (a local model rag starts) or llm_base_url (a server "
+                                 "already running), not both")
 
     def with_overrides(self, **overrides) -> "Settings":
         """Apply flags; a None value means the flag was not given."""

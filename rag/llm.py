@@ -19,9 +19,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Settings
+from .types import RagError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class NumberedSentence:
     passage: int  # 1-based position of its passage in the prompt
 
 
-class LLMUnavailable(Exception):
+class LLMUnavailable(RagError):
     """The endpoint could not give an answer: unreachable, timed out, or replied with an error."""
 
 
@@ -202,11 +205,14 @@ class LocalModelServer:
         self._process = None
 
     def __enter__(self) -> str:
+        import importlib.util
         import socket
         import subprocess
         import sys
         import tempfile
 
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise LLMUnavailable(f"serving {self.gguf} needs the llama.cpp server wheel: pip install rag[llm]")
         self._log = tempfile.TemporaryFile()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -245,6 +251,18 @@ class LocalModelServer:
         tail = self._log.read().decode("utf-8", "replace")[-1000:]
         self._log.close()
         return tail
+
+
+@contextmanager
+def local_model(settings: Settings) -> Iterator[Settings]:
+    """``settings`` for the span of a command: as they are, or, when ``llm_gguf`` names a model
+    file, pointing at a llama.cpp server started for it on 127.0.0.1 and stopped on leaving."""
+    if not settings.llm_gguf:
+        yield settings
+        return
+    with LocalModelServer(settings.llm_gguf, threads=settings.threads or 1) as base_url:
+        yield settings.with_overrides(llm_gguf="", llm_base_url=base_url,
+                                      llm_model=settings.llm_model or Path(settings.llm_gguf).stem)
 
 
 def _serve(gguf: str, port: int, threads: int, context: int) -> None:

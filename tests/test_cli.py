@@ -68,6 +68,32 @@ def test_chat_keeps_the_conversation_until_quit(default_index):
     assert "Never read" not in out
 
 
+def test_ask_lists_possibly_related_passages_on_a_refusal_as_not_an_answer(default_index):
+    on_topic = rag("ask", "How much coal did Colombia sell to Israel in 2023?", "--index", str(default_index))
+    assert on_topic.returncode == 0, on_topic.stderr
+    assert on_topic.stdout.startswith("The corpus does not contain the answer to this question.")
+    assert "Sources:" not in on_topic.stdout
+    listed = on_topic.stdout.split("\nPossibly related passages (not an answer):\n", 1)
+    assert len(listed) == 2 and listed[1].startswith("[1] ") and "(colombia-israel-ties.txt)" in listed[1]
+    off_topic = rag("ask", "What is the tallest mountain in Europe?", "--index", str(default_index))
+    assert off_topic.returncode == 0 and "Possibly related" not in off_topic.stdout
+
+
+def test_llm_gguf_must_name_an_existing_model_file(tmp_path, default_index):
+    said = rag("ask", "Who is Yair Klein?", "--index", str(default_index),
+               "--llm-gguf", str(tmp_path / "absent.gguf"))
+    assert said.returncode == 2 and "absent.gguf does not exist" in said.stderr
+
+
+@pytest.mark.timeout(300)
+def test_ask_with_a_gguf_starts_the_local_model_and_answers(smollm2_gguf, default_index):
+    said = rag("ask", "When did Colombia sign major trade agreements with Israel?", "--index",
+               str(default_index), "--llm-gguf", str(smollm2_gguf), "--json")
+    assert said.returncode == 0, said.stderr
+    result = json.loads(said.stdout)
+    assert result["found"] and result["citations"]
+
+
 def test_chat_without_an_index_says_how_to_build_one(tmp_path):
     said = rag("chat", "--index", str(tmp_path / "none"), stdin="Anything?\n")
     assert said.returncode == 2 and said.stderr.startswith("rag: error: no index")

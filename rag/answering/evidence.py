@@ -44,15 +44,19 @@ _DATE = re.compile(rf"\b(?:1\d{{3}}|20\d{{2}})s?\b|\b(?:{_MONTHS})\b"
                    r"|\b(?:yesterday|today|ago|later|earlier|since|until)\b", re.I)
 _NUMBER = re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                      r"twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|"
-                     r"few|half)\b", re.I)
+                     r"few|half|once|twice|fortnight|daily|weekly|monthly|yearly)\b", re.I)
 _CAPITALISED = re.compile(r"(?<=[\w,;:] )[A-Z][\w'’\-]+")
 # What a question asks for, by its opening words.
 _ASKS = (
-    ("date", re.compile(r"^\W*(?:and\s+)?(?:when|what year|which year|since when|in what year)\b", re.I)),
-    ("number", re.compile(r"^\W*(?:and\s+)?(?:how (?:many|much|long|old|far|big|large|high|tall)|"
-                          r"what (?:share|percentage|number|amount))\b", re.I)),
-    ("name", re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose|where|which|what (?:company|country|"
-                        r"city|group|party|organi[sz]ation|person|man|woman|place))\b", re.I)),
+    ("date", re.compile(r"^\W*(?:and\s+)?(?:when|what year|which year|since when|in what year|"
+                        r"what date)\b", re.I)),
+    ("number", re.compile(r"^\W*(?:and\s+)?(?:how (?:many|much|long|old|far|big|large|high|tall|wide|"
+                          r"deep|heavy|hot|cold|often|fast|small|low)|by how much|"
+                          r"what (?:share|percentage|proportion|number|amount|price|size|distance|"
+                          r"temperature|age))\b", re.I)),
+    ("name", re.compile(r"^\W*(?:and\s+)?(?:who|whom|whose|where|which|what (?:company|firm|country|"
+                        r"city|town|group|party|organi[sz]ation|institution|university|person|man|"
+                        r"woman|place))\b", re.I)),
 )
 
 
@@ -109,7 +113,8 @@ def rank_evidence(
     if not sentences:
         return []
     query_terms = content_terms(query)
-    overlaps = _term_overlaps(query_terms, sentences)
+    terms_of = _TermsOf()
+    overlaps = _term_overlaps(query_terms, sentences, terms_of)
     scored, vectors = _sentence_vectors(snapshot, embedder, sentences, overlaps)
     cosines = vectors @ embedder.embed_query(query)
     kind = asked_type(query)
@@ -120,7 +125,7 @@ def rank_evidence(
         score = float(cosine) + LEXICAL_WEIGHT * overlaps[i] + (ANSWER_TYPE_BONUS if has_type else 0.0)
         evidence.append(Evidence(
             s.doc_id, s.title, s.start, s.end, s.text, score, float(cosine), overlaps[i],
-            frozenset(query_terms & content_terms(s.text)), has_type, s.passage_rank,
+            frozenset(query_terms & terms_of(s.text)), has_type, s.passage_rank,
         ))
     return sorted(evidence, key=lambda e: e.score, reverse=True)
 
@@ -149,13 +154,22 @@ def _is_statement(text: str) -> bool:
     return count >= _HEADING_MAX_WORDS or bool(_ENDS_STATEMENT.search(text))
 
 
-def _term_overlaps(query_terms: set[str], sentences: list[_Sentence]) -> list[float]:
+class _TermsOf(dict):
+    """Content terms by text, each text tokenised once: a sentence is also the next one's context."""
+
+    def __call__(self, text: str) -> set[str]:
+        if text not in self:
+            self[text] = content_terms(text)
+        return self[text]
+
+
+def _term_overlaps(query_terms: set[str], sentences: list[_Sentence], terms_of: _TermsOf) -> list[float]:
     """Share of the query's content terms in each sentence, rarer terms (among the candidates)
     weighing more; a term found only in the sentence before counts half, as "it" may name it."""
     if not query_terms:
         return [0.0] * len(sentences)
-    own_terms = [content_terms(s.text) for s in sentences]
-    context_terms = [content_terms(s.previous) for s in sentences]
+    own_terms = [terms_of(s.text) for s in sentences]
+    context_terms = [terms_of(s.previous) for s in sentences]
     weights = {
         term: math.log(1 + len(sentences) / (1 + sum(term in terms for terms in own_terms)))
         for term in query_terms
