@@ -207,9 +207,10 @@ class Retriever:
         _check_k(k)
         snapshot, cosines, ranked = self._rank(query, 2 * k, mode, snapshot)
         places = _Places(k)
-        step = max(k, _BATCH)
-        for start in range(0, len(ranked), step):  # texts read in batches, only as deep as needed
-            batch = ranked[start : start + step]
+        start = 0
+        while start < len(ranked):  # texts read in batches, only as deep as needed
+            batch = ranked[start : start + _next_batch(k, len(places.chosen), start)]
+            start += len(batch)
             records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
             if not all(places.add(records[chunk_id], score) for chunk_id, score in batch):
                 break
@@ -272,9 +273,10 @@ class Retriever:
     def _best_per_document(snapshot: Snapshot, ranked: Ranking, k: int) -> list[tuple[ChunkRecord, float]]:
         """Each document's first (best) chunk in ``ranked``, for the k best documents."""
         best: dict[str, tuple[ChunkRecord, float]] = {}
-        step = max(k, _BATCH)
-        for start in range(0, len(ranked), step):
-            batch = ranked[start : start + step]
+        start = 0
+        while start < len(ranked):
+            batch = ranked[start : start + _next_batch(k, len(best), start)]
+            start += len(batch)
             records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
             for chunk_id, score in batch:
                 record = records[chunk_id]
@@ -283,6 +285,11 @@ class Retriever:
                     if len(best) == k:
                         return list(best.values())
         return list(best.values())
+
+
+def _next_batch(k: int, found: int, read: int) -> int:
+    """How many ranked chunks to read next: k at first, then twice the places still missing."""
+    return max(_BATCH, k if read == 0 else 2 * (k - found))
 
 
 def _check_k(k) -> None:
