@@ -1,18 +1,23 @@
-"""How hybrid fusion was chosen: normalisations, weights, candidate depth, document scoring, title
-weighting and lexical feedback, swept over indexes that `rag index` built, on several BEIR sets.
+"""How hybrid retrieval was chosen: normalisations, weights, candidate depth, document scoring,
+sentence vectors, BM25 parameters and dense feedback, swept over indexes `rag index` built, on
+several BEIR sets, each choice cross-fitted (chosen on one set, reported on the other).
 
-Nothing is re-embedded: chunk vectors come from each index's FAISS file, query vectors are encoded
-once and cached, every query's dense and BM25 score of every chunk is held in memory, and each
-variant is then scored in seconds. BM25 rows are rebuilt from the index's own chunk texts for each
-title variant with the product's tokeniser. Results are documents (each ranked by its passages) and
-scored like `rag eval`; each set is reported on its own, and weights are chosen on one set and
-reported on the other (``cross`` lines), so no figure is tuned on the data it is reported on.
+Nothing is re-embedded: chunk and sentence vectors come from each index's segments, query vectors
+are encoded once and cached, every query's cosine and BM25 score of every chunk is held in memory,
+and each variant is then scored in seconds. BM25 rows are rebuilt from the index's own chunk texts
+with the product's tokeniser (``rag.lexical``) for each (k1, b). Results are documents (each
+ranked by its passages) and scored like `rag eval`.
+
+Every family of variants (``system``) is printed per set, then as ``cross`` lines: its settings
+chosen by nDCG@10 on one set and reported on every other, beside the same set's plain RRF and
+the product's current fusion, so no figure is tuned on the data it is reported on.
 
     python bench/squad_paragraphs.py /tmp/squad-beir
     python bench/fusion_sweep.py --set scifact:../shared/beir/scifact:train:INDEX1 \\
-                                 --set squad:/tmp/squad-beir:test:INDEX2
+                                 --set squad-dev:/tmp/squad-beir:test:INDEX2
 
-Each INDEX is a folder built by `rag index` from `rag.evaluate.write_corpus` of the set.
+Each INDEX is a folder built by `rag index` from `rag.evaluate.write_corpus` of the set (as
+bench/retrieval_quality.py builds them).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -28,60 +32,71 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+import rag.lexical as lexical  # noqa: E402
 from rag import evaluate  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedding import embedder_for  # noqa: E402
-from rag.lexical import LexicalIndex  # noqa: E402
-from rag.text import index_tokens  # noqa: E402
-from rag.store import META_FILE, VECTORS_FILE, read_current  # noqa: E402
+from rag.index.writer import lexical_text  # noqa: E402
+from rag.store import open_snapshot  # noqa: E402
 
-ALPHAS = [round(a, 2) for a in np.arange(0.1, 0.95, 0.05)]
+ALPHAS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+RRF_K = 60
+DEPTH = 100
+#: The product's fusion: theoretical min-max (cosine floor −1, BM25 floor 0), this dense weight.
+PRODUCT_ALPHA = load_settings().dense_weight
 
 
 @dataclass
 class Dataset:
     name: str
     doc_names: list[str]  # BEIR ids, one per document
-    chunk_doc: np.ndarray  # document of each chunk (chunks sorted by document)
-    doc_starts: np.ndarray  # first chunk of each document
-    dense: np.ndarray  # queries × chunks cosine
-    lexical: dict[str, np.ndarray]  # title variant → queries × chunks BM25
+    doc_starts: np.ndarray  # first chunk of each document (chunks sorted by document)
+    doc_texts: list[str]  # each document as BM25 would see it whole (title + text)
+    chunk_texts: list[str]  # each chunk as BM25 sees it (title + chunk)
+    vectors: np.ndarray  # chunks × dimension
+    sentences: np.ndarray  # sentences × dimension
+    pair_chunk: np.ndarray  # (chunk, sentence) pairs: each sentence of each chunk, by chunk
+    pair_sentence: np.ndarray
+    query_vectors: np.ndarray
     query_ids: list[str]
-    qrels: evaluate.Qrels
     queries: list[str]
-    rows: tuple  # (chunk ids, titles, texts, ordinals)
+    qrels: evaluate.Qrels
 
 
 def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
 
 
-def _lexical_texts(variant: str, titles, texts, ordinals) -> list[str]:
-    if variant == "every-chunk":
-        return [f"{t}\n{x}" for t, x in zip(titles, texts)]
-    if variant == "first-chunk":
-        return [f"{t}\n{x}" if o == 0 else x for t, x, o in zip(titles, texts, ordinals)]
-    return list(texts)
-
-
-def load(name: str, beir: str, split: str, index_dir: str, variants: list[str], cache: Path) -> Dataset:
+def load(name: str, beir: str, split: str, index_dir: str, cache: Path) -> Dataset:
+    """Every live chunk of the index's current version with its vector and its sentences'."""
     data = evaluate.load_beir(beir, split)
-    version = Path(index_dir) / read_current(Path(index_dir))
-    db = sqlite3.connect(version / META_FILE)
-    rows = db.execute(
-        "SELECT c.chunk_id, c.doc_id, d.title, c.text, c.ordinal FROM chunks c JOIN documents d "
-        "USING (doc_id) ORDER BY c.doc_id, c.ordinal").fetchall()
-    chunk_ids = np.array([r[0] for r in rows])
-    index = faiss.read_index(str(version / VECTORS_FILE))
-    vectors = np.vstack([index.reconstruct(int(i)) for i in chunk_ids])
-    doc_of_chunk = [evaluate.beir_id(r[1]) for r in rows]
+    snapshot = open_snapshot(Path(index_dir))
+    chunks, vectors, sentence_rows, sentence_vectors = [], [], [], []
+    for segment, live in zip(snapshot._segments, snapshot._live):
+        rows = segment.query(
+            "SELECT c.chunk_id, c.doc_id, d.title, substr(d.text, c.start + 1, c.end - c.start), "
+            "c.ordinal, c.start, c.end FROM chunks c JOIN documents d USING (doc_id)")
+        held = set(np.asarray(segment.chunk_ids)[live].tolist()) if live is not None else None
+        rows = [r for r in rows if held is None or r[0] in held]
+        chunks += rows
+        vectors.append(np.asarray(segment.vectors[segment.rows_of([r[0] for r in rows])], dtype=np.float32))
+        offset = sum(len(v) for v in sentence_vectors)
+        sentence_rows += [(d, s, e, offset + row) for d, s, e, row in segment.query(
+            "SELECT doc_id, start, end, row FROM sentences")]
+        sentence_vectors.append(np.asarray(segment.sentences, dtype=np.float32))
+    order = sorted(range(len(chunks)), key=lambda i: (chunks[i][1], chunks[i][4]))
+    chunks = [chunks[i] for i in order]
+    vectors = np.vstack(vectors)[order]
+    doc_of_chunk = [evaluate.beir_id(c[1]) for c in chunks]
     doc_names = list(dict.fromkeys(doc_of_chunk))
-    position = {d: i for i, d in enumerate(doc_names)}
-    chunk_doc = np.array([position[d] for d in doc_of_chunk])
-    doc_starts = np.flatnonzero(np.r_[True, chunk_doc[1:] != chunk_doc[:-1]])
+    doc_starts = np.flatnonzero(np.r_[True, np.array(doc_of_chunk[1:]) != np.array(doc_of_chunk[:-1])])
+    by_doc: dict[str, list[tuple[int, int, int]]] = {}
+    for i, c in enumerate(chunks):
+        by_doc.setdefault(c[1], []).append((i, c[5], c[6]))
+    pairs = sorted((i, row) for d, s, e, row in sentence_rows for i, cs, ce in by_doc.get(d, ()) if cs <= s and e <= ce)
+    texts = {c[1]: (c[2], snapshot.document(c[1]).text) for c in chunks if c[4] == 0}
     query_ids = list(data.queries)
     queries = [data.queries[q] for q in query_ids]
     cached = cache / f"queries-{name}.npy"
@@ -91,200 +106,227 @@ def load(name: str, beir: str, split: str, index_dir: str, variants: list[str], 
         embedder = embedder_for(load_settings(threads=1))
         query_vectors = np.vstack([embedder.embed_query(q) for q in queries])
         np.save(cached, query_vectors)
-    dense = query_vectors @ vectors.T
-    titles, texts, ordinals = [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows]
-    lexical = {}
-    for variant in variants:
-        model = LexicalIndex.build(list(range(len(rows))), _lexical_texts(variant, titles, texts, ordinals))
-        lexical[variant] = np.vstack([model.scores(q, spelling=False).of(list(range(len(rows)))) for q in queries]).astype(np.float32)
-    _log(f"{name}: {len(query_ids)} queries, {len(doc_names)} documents, {len(rows)} chunks")
-    return Dataset(name, doc_names, chunk_doc, doc_starts, dense, lexical, query_ids, data.qrels,
-                   queries, (chunk_ids, titles, texts, ordinals))
+    snapshot.close()
+    _log(f"{name}: {len(queries)} queries, {len(doc_names)} documents, {len(chunks)} chunks, "
+         f"{len(sentence_rows)} sentences")
+    return Dataset(name, doc_names, doc_starts,
+                   [lexical_text(*texts[d]) for d in dict.fromkeys(c[1] for c in chunks)],
+                   [lexical_text(c[2], c[3]) for c in chunks], vectors, np.vstack(sentence_vectors),
+                   np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]),
+                   query_vectors.astype(np.float32), query_ids, queries, data.qrels)
+
+
+def bm25(ds: Dataset, texts: list[str], k1: float = lexical.K1, b: float = lexical.B) -> np.ndarray:
+    """Queries × texts BM25 with the product's tokeniser and spelling tolerance, at (k1, b)."""
+    saved = lexical.K1, lexical.B
+    lexical.K1, lexical.B = k1, b
+    try:
+        index = lexical.LexicalIndex.build(list(range(len(texts))), texts)
+    finally:
+        lexical.K1, lexical.B = saved
+    everything = list(range(len(texts)))
+    return np.vstack([index.scores(q).of(everything) for q in ds.queries]).astype(np.float32)
+
+
+def sentence_max(ds: Dataset, query_vectors: np.ndarray) -> np.ndarray:
+    """Queries × chunks: the best cosine of any sentence of the chunk (−1 for a chunk with none)."""
+    per_pair = (query_vectors @ ds.sentences.T)[:, ds.pair_sentence]
+    starts = np.flatnonzero(np.r_[True, ds.pair_chunk[1:] != ds.pair_chunk[:-1]])
+    out = np.full((len(query_vectors), len(ds.vectors)), -1.0, np.float32)
+    out[:, ds.pair_chunk[starts]] = np.maximum.reduceat(per_pair, starts, axis=1)
+    return out
 
 
 def _top_mask(scores: np.ndarray, depth: int) -> np.ndarray:
-    """True for each row's ``depth`` best (only positive scores for BM25-like rows handled by caller)."""
     if depth >= scores.shape[1]:
         return np.ones_like(scores, dtype=bool)
     cut = np.partition(-scores, depth - 1, axis=1)[:, depth - 1 : depth]
     return -scores <= cut
 
 
-def normalise(scores: np.ndarray, how: str, lowest: float, mask: np.ndarray) -> np.ndarray:
-    """Per query (row). ``lowest``: the theoretical minimum (0 for BM25, −1 or 0 for cosine)."""
-    top = scores.max(axis=1, keepdims=True)
-    if how == "tmm":
-        return (np.maximum(scores, lowest) - lowest) / np.maximum(top - lowest, 1e-9)
-    if how in ("floor100", "floor100-clip"):
-        floor = -np.partition(-scores, 99, axis=1)[:, 99:100]
-        if lowest == 0.0:  # BM25: fewer than 100 matches → floor 0
-            floor = np.maximum(floor, 0.0)
-        out = (scores - floor) / np.maximum(top - floor, 1e-9)
-        return np.clip(out, 0, 1) if how == "floor100-clip" else out
-    if how == "z":
-        masked = np.where(mask, scores, np.nan)
-        mean = np.nanmean(masked, axis=1, keepdims=True)
-        std = np.nanstd(masked, axis=1, keepdims=True)
-        return (scores - mean) / np.maximum(std, 1e-9)
-    raise ValueError(how)
-
-
 def _ranks(scores: np.ndarray) -> np.ndarray:
     order = np.argsort(-scores, axis=1, kind="stable")
     ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(1, scores.shape[1] + 1)[None, :].repeat(len(scores), 0), axis=1)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, scores.shape[1] + 1), scores.shape), axis=1)
     return ranks
+
+
+def normalise(scores: np.ndarray, how: str, floor: float, mask: np.ndarray) -> np.ndarray:
+    """Per query (row). tmm: theoretical min-max from ``floor``; z: z-score over the list's top
+    ``DEPTH``; dbsf: distribution-based (mean ± 3 sd of that top mapped onto [0, 1], clipped)."""
+    if how == "tmm":
+        top = scores.max(axis=1, keepdims=True)
+        return np.clip((scores - floor) / np.maximum(top - floor, 1e-9), 0.0, 1.0)
+    masked = np.where(mask, scores, np.nan)
+    mean = np.nanmean(masked, axis=1, keepdims=True)
+    sd = np.maximum(np.nanstd(masked, axis=1, keepdims=True), 1e-9)
+    if how == "z":
+        return (scores - mean) / sd
+    if how == "dbsf":
+        return np.clip((scores - (mean - 3 * sd)) / (6 * sd), 0.0, 1.0)
+    raise ValueError(how)
+
+
+def fuse(dense: np.ndarray, lex: np.ndarray, *, alpha: float = PRODUCT_ALPHA, how: str = "tmm",
+         floor: float = -1.0, depth: int = DEPTH) -> np.ndarray:
+    """Queries × items fused scores over both lists' top ``depth`` (−inf: not a candidate)."""
+    dense_top, lexical_top = _top_mask(dense, depth), _top_mask(lex, depth) & (lex > 0)
+    if how == "rrf":
+        fused = 1 / (RRF_K + _ranks(dense)) + 1 / (RRF_K + np.where(lex > 0, _ranks(lex), 10**9))
+    else:
+        fused = (alpha * normalise(dense, how, floor, dense_top)
+                 + (1 - alpha) * normalise(lex, how, 0.0, lexical_top))
+    return np.where(dense_top | lexical_top, fused, -np.inf)
 
 
 def doc_max(ds: Dataset, chunk_scores: np.ndarray) -> np.ndarray:
     return np.maximum.reduceat(chunk_scores, ds.doc_starts, axis=1)
 
 
-def fused_documents(ds: Dataset, dense: np.ndarray, lexical: np.ndarray, *, how: str, alpha: float,
-                    depth: int, level: str, dense_min: float = 0.0) -> np.ndarray:
-    """Queries × documents fused scores (−inf: not a candidate)."""
-    if level == "document":  # each list scores documents by their best chunk, then fuse
-        dense, lexical = doc_max(ds, dense), doc_max(ds, lexical)
-    candidates = _top_mask(dense, depth) | (_top_mask(lexical, depth) & (lexical > 0))
-    if how == "rrf":
-        fused = 1 / (60 + _ranks(dense)) + 1 / (60 + np.where(lexical > 0, _ranks(lexical), 10**9))
-    else:
-        d_mask = _top_mask(dense, depth)
-        l_mask = _top_mask(lexical, depth) & (lexical > 0)
-        fused = alpha * normalise(dense, how, dense_min, d_mask) + (1 - alpha) * normalise(lexical, how, 0.0, l_mask)
-    fused = np.where(candidates, fused, -np.inf)
-    return fused if level == "document" else doc_max(ds, fused)
+def doc_aggregate(ds: Dataset, chunk_scores: np.ndarray, gamma: float, passages: int) -> np.ndarray:
+    """A document's best chunk plus gamma^i times its (i+1)-th best, for its ``passages`` best."""
+    best = doc_max(ds, chunk_scores)
+    counts = np.diff(np.r_[ds.doc_starts, chunk_scores.shape[1]])
+    finite = np.where(np.isfinite(chunk_scores), chunk_scores, 0.0)
+    slots = np.full((len(counts), counts.max()), -1)
+    for j in range(counts.max()):
+        slots[counts > j, j] = ds.doc_starts[counts > j] + j
+    per_doc = finite[:, np.maximum(slots, 0)]
+    per_doc[:, slots < 0] = 0.0
+    per_doc = -np.sort(-per_doc, axis=2)
+    extra = sum(gamma ** i * per_doc[:, :, i] for i in range(1, min(passages, per_doc.shape[2])))
+    return np.where(np.isfinite(best), best + extra, -np.inf)
 
 
-def metrics(ds: Dataset, doc_scores: np.ndarray, rows: np.ndarray | None = None) -> dict[str, float]:
-    rows = np.arange(len(ds.query_ids)) if rows is None else rows
-    top = np.argsort(-doc_scores[rows], axis=1, kind="stable")[:, :100]
+def rocchio(ds: Dataset, fused: np.ndarray, feedback: int, beta: float) -> np.ndarray:
+    """Query vectors moved toward the mean vector of their ``feedback`` best fused chunks."""
+    top = np.argsort(-np.where(np.isfinite(fused), fused, -9.0), axis=1)[:, :feedback]
+    moved = ds.query_vectors + beta * ds.vectors[top].mean(axis=1)
+    return moved / np.linalg.norm(moved, axis=1, keepdims=True)
+
+
+def metrics(ds: Dataset, doc_scores: np.ndarray) -> dict[str, float]:
+    top = np.argsort(-doc_scores, axis=1, kind="stable")[:, :100]
     run = {}
-    for row, ids in zip(rows, top):
+    for row, ids in enumerate(top):
         valid = doc_scores[row, ids] > -np.inf
         run[ds.query_ids[row]] = [ds.doc_names[i] for i in ids[valid]]
-    qrels = {ds.query_ids[r]: ds.qrels[ds.query_ids[r]] for r in rows}
-    return {k: round(v, 4) for k, v in evaluate.score_run(run, qrels).items() if k != "recall@10"}
+    scores = evaluate.score_run(run, ds.qrels)
+    return {k: round(scores[k], 4) for k in ("ndcg@10", "recall@100", "mrr@10")}
 
 
-def prf_lexical(ds: Dataset, variant: str, chunks: int, terms: int, weight: float) -> np.ndarray:
-    """BM25 with pseudo-relevance feedback: the query expanded by the ``terms`` terms that weigh
-    most (summed BM25 weight) in its ``chunks`` best chunks, their scores added at ``weight``,
-    each scaled by its share of the heaviest term's weight. (Measured and not kept.)"""
-    from scipy import sparse
-
-    chunk_ids, titles, texts, ordinals = ds.rows
-    model = LexicalIndex.build(list(range(len(chunk_ids))), _lexical_texts(variant, titles, texts, ordinals))
-    bm25 = model._model  # the bm25s model: its term weights as chunks × terms
-    stored = bm25.scores
-    weights = sparse.csc_matrix((stored["data"], stored["indices"], stored["indptr"]),
-                                shape=(stored["num_docs"], len(stored["indptr"]) - 1))
-    by_chunk = weights.tocsr()
-    everything = list(range(len(chunk_ids)))
-    rows = []
-    for query in ds.queries:
-        scores = np.asarray(model.scores(query, spelling=False).of(everything))
-        query_terms = [bm25.vocab_dict[t] for t in index_tokens([query])[0] if t in bm25.vocab_dict]
-        top = np.argsort(-scores)[:chunks]
-        top = top[scores[top] > 0]
-        mass = np.asarray(by_chunk[top].sum(axis=0)).ravel()
-        mass[[t for t in query_terms if t < len(mass)]] = 0.0
-        chosen = np.argsort(-mass)[:terms]
-        chosen = chosen[mass[chosen] > 0]
-        if len(chosen):
-            scores = scores + weight * np.asarray(weights[:, chosen] @ (mass[chosen] / mass[chosen].max())).ravel()
-        rows.append(scores)
-    return np.vstack(rows).astype(np.float32)
+SECTIONS = ("fusion", "depth", "aggregate", "sentences", "bm25", "rocchio", "document-bm25")
 
 
-FUSIONS = (("floor100", 0.0), ("floor100-clip", 0.0), ("tmm", 0.0), ("tmm", -1.0), ("z", 0.0))
+def sweep(ds: Dataset, only: list[str], emit) -> None:
+    dense = ds.query_vectors @ ds.vectors.T
+    lex = bm25(ds, ds.chunk_texts)
+    emit(set=ds.name, system="MiniLM alone", **metrics(ds, doc_max(ds, dense)))
+    emit(set=ds.name, system="BM25 alone", **metrics(ds, doc_max(ds, np.where(lex > 0, lex, -np.inf))))
+    emit(set=ds.name, system="plain RRF", **metrics(ds, doc_max(ds, fuse(dense, lex, how="rrf"))))
+    product = fuse(dense, lex)
+    emit(set=ds.name, system="product", alpha=PRODUCT_ALPHA, **metrics(ds, doc_max(ds, product)))
+    if "fusion" in only:
+        for how, floor in (("tmm", -1.0), ("tmm", 0.0), ("z", 0.0), ("dbsf", 0.0)):
+            for alpha in ALPHAS:
+                emit(set=ds.name, system=f"convex {how} floor {floor:g}", alpha=alpha,
+                     **metrics(ds, doc_max(ds, fuse(dense, lex, alpha=alpha, how=how, floor=floor))))
+            for alpha in ALPHAS:  # each list's documents (best chunk) first, then fused
+                emit(set=ds.name, system=f"convex {how} floor {floor:g}, fused per document", alpha=alpha,
+                     **metrics(ds, fuse(doc_max(ds, dense), doc_max(ds, lex), alpha=alpha, how=how, floor=floor)))
+    if "depth" in only:
+        for depth in (20, 50, 100, 200, 400, 1000):
+            emit(set=ds.name, system="depth", depth=depth, **metrics(ds, doc_max(ds, fuse(dense, lex, depth=depth))))
+    if "aggregate" in only:
+        for gamma in (0.1, 0.25, 0.5):
+            for passages in (2, 3):
+                emit(set=ds.name, system="document = best + discounted next", gamma=gamma, passages=passages,
+                     **metrics(ds, doc_aggregate(ds, product, gamma, passages)))
+    if "sentences" in only:
+        best_sentence = sentence_max(ds, ds.query_vectors)
+        for share in (0.25, 0.5, 0.75, 1.0):
+            blended = (1 - share) * dense + share * best_sentence
+            emit(set=ds.name, system="sentence-blended dense alone", share=share,
+                 **metrics(ds, doc_max(ds, blended)))
+            for alpha in ALPHAS:
+                emit(set=ds.name, system="sentence-blended dense, fused", share=share, alpha=alpha,
+                     **metrics(ds, doc_max(ds, fuse(blended, lex, alpha=alpha))))
+    if "bm25" in only:
+        for k1, b in ((0.9, 0.4), (0.9, 0.75), (1.2, 0.5), (1.2, 0.75), (1.5, 0.5), (1.5, 0.75), (2.0, 0.75)):
+            scores = bm25(ds, ds.chunk_texts, k1, b)
+            emit(set=ds.name, system="BM25 (k1, b) alone", k1=k1, b=b,
+                 **metrics(ds, doc_max(ds, np.where(scores > 0, scores, -np.inf))))
+            for alpha in ALPHAS:
+                emit(set=ds.name, system="BM25 (k1, b), fused", k1=k1, b=b, alpha=alpha,
+                     **metrics(ds, doc_max(ds, fuse(dense, scores, alpha=alpha))))
+    if "rocchio" in only:
+        for feedback in (1, 3, 5, 10):
+            for beta in (0.25, 0.5, 1.0):
+                moved = rocchio(ds, product, feedback, beta) @ ds.vectors.T
+                emit(set=ds.name, system="dense Rocchio on the fused top, fused again", feedback=feedback,
+                     beta=beta, **metrics(ds, doc_max(ds, fuse(moved, lex))))
+    if "document-bm25" in only:
+        whole = bm25(ds, ds.doc_texts)
+        emit(set=ds.name, system="BM25 of whole documents alone", **metrics(ds, np.where(whole > 0, whole, -np.inf)))
+        for alpha in ALPHAS:
+            emit(set=ds.name, system="BM25 of whole documents, fused with best-chunk cosine", alpha=alpha,
+                 **metrics(ds, fuse(doc_max(ds, dense), whole, alpha=alpha)))
+
+
+_BASES = ("system", "set", "ndcg@10", "recall@100", "mrr@10")
+
+
+def cross(rows: list[dict], names: list[str]) -> list[dict]:
+    """Each family's settings chosen on one set (best nDCG@10) and reported on every other."""
+    out = []
+    reference = {(r["set"], r["system"]): r for r in rows if r["system"] in ("plain RRF", "product")}
+    for system in dict.fromkeys(r["system"] for r in rows):
+        family = [r for r in rows if r["system"] == system]
+        if len({json.dumps({k: v for k, v in r.items() if k not in _BASES}) for r in family}) < 2:
+            continue
+        for tuned in names:
+            options = [r for r in family if r["set"] == tuned]
+            if not options:
+                continue
+            chosen = {k: v for k, v in max(options, key=lambda r: r["ndcg@10"]).items() if k not in _BASES}
+            for reported in names:
+                if reported == tuned:
+                    continue
+                match = next((r for r in family if r["set"] == reported
+                              and all(r.get(k) == v for k, v in chosen.items())), None)
+                if match is None:
+                    continue
+                rrf, product = reference[(reported, "plain RRF")], reference[(reported, "product")]
+                out.append({"cross": system, "chosen_on": tuned, **chosen, "reported_on": reported,
+                            "ndcg@10": match["ndcg@10"], "recall@100": match["recall@100"],
+                            "mrr@10": match["mrr@10"],
+                            "ndcg@10 - rrf": round(match["ndcg@10"] - rrf["ndcg@10"], 4),
+                            "recall@100 - rrf": round(match["recall@100"] - rrf["recall@100"], 4),
+                            "ndcg@10 - product": round(match["ndcg@10"] - product["ndcg@10"], 4)})
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", required=True, help="name:beir_dir:split:index_dir")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/rag-fusion-cache"))
-    parser.add_argument("--only", nargs="*", default=["fusion", "depth", "titles", "prf", "spelling"])
-    parser.add_argument("--fusions", nargs="*", help="only these, as how:floor (e.g. tmm:-1 floor100:0)")
-    parser.add_argument("--how", default="tmm", help="fusion for the depth, titles and feedback sweeps")
-    parser.add_argument("--dense-min", type=float, default=-1.0)
-    parser.add_argument("--alpha", type=float, default=0.7)
+    parser.add_argument("--only", nargs="*", default=list(SECTIONS), choices=SECTIONS)
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
-    variants = ["every-chunk", "first-chunk"]
-    sets = [load(*spec.split(":"), variants=variants, cache=args.cache) for spec in args.set]
-    rows = []
+    rows: list[dict] = []
 
     def emit(**row):
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    base = "every-chunk"
-    chosen = dict(how=args.how, dense_min=args.dense_min, alpha=args.alpha)
-    for ds in sets:
-        d, lx = ds.dense, ds.lexical[base]
-        emit(set=ds.name, system="dense", **metrics(ds, doc_max(ds, d)))
-        emit(set=ds.name, system="bm25", **metrics(ds, doc_max(ds, np.where(lx > 0, lx, -np.inf))))
-        emit(set=ds.name, system="rrf", **metrics(
-            ds, fused_documents(ds, d, lx, how="rrf", alpha=0, depth=100, level="chunk")))
-        if "fusion" in args.only:
-            for how, dense_min in FUSIONS:
-                if args.fusions and f"{how}:{dense_min:g}" not in args.fusions:
-                    continue
-                for alpha in ALPHAS:
-                    for level in ("chunk", "document") if how == "tmm" else ("chunk",):
-                        emit(set=ds.name, system="convex", how=how, dense_min=dense_min, alpha=alpha,
-                             level=level, depth=100, **metrics(ds, fused_documents(
-                                 ds, d, lx, how=how, alpha=alpha, depth=100, level=level, dense_min=dense_min)))
-        if "depth" in args.only:
-            for depth in (20, 50, 100, 200, 400, 1000):
-                emit(set=ds.name, system="depth", depth=depth, **chosen, **metrics(ds, fused_documents(
-                    ds, d, lx, how=args.how, alpha=args.alpha, depth=depth, level="chunk", dense_min=args.dense_min)))
-        if "titles" in args.only:
-            for variant in variants:
-                for alpha in (args.alpha - 0.1, args.alpha, args.alpha + 0.1):
-                    emit(set=ds.name, system="titles", titles=variant, alpha=round(alpha, 2), **metrics(
-                        ds, fused_documents(ds, d, ds.lexical[variant], how=args.how, alpha=alpha, depth=100,
-                                            level="chunk", dense_min=args.dense_min)))
-                emit(set=ds.name, system="titles bm25", titles=variant, **metrics(
-                    ds, doc_max(ds, np.where(ds.lexical[variant] > 0, ds.lexical[variant], -np.inf))))
-        if "prf" in args.only:
-            for chunks, terms, weight in ((5, 10, 0.3), (10, 10, 0.3), (10, 20, 0.2), (10, 10, 0.5)):
-                expanded = prf_lexical(ds, base, chunks, terms, weight)
-                emit(set=ds.name, system="prf bm25", chunks=chunks, terms=terms, weight=weight,
-                     **metrics(ds, doc_max(ds, np.where(expanded > 0, expanded, -np.inf))))
-                emit(set=ds.name, system="prf hybrid", chunks=chunks, terms=terms, weight=weight, **chosen,
-                     **metrics(ds, fused_documents(ds, d, expanded, how=args.how, alpha=args.alpha, depth=100,
-                                                   level="chunk", dense_min=args.dense_min)))
-        if "spelling" in args.only:
-            chunk_ids, titles, texts, ordinals = ds.rows
-            model = LexicalIndex.build(list(range(len(chunk_ids))), _lexical_texts(base, titles, texts, ordinals))
-            everything = list(range(len(chunk_ids)))
-            tolerant = np.vstack([model.scores(q, spelling=True).of(everything) for q in ds.queries]).astype(np.float32)
-            changed = int((np.abs(tolerant - lx).max(axis=1) > 0).sum())
-            emit(set=ds.name, system="spelling bm25", queries_changed=changed,
-                 **metrics(ds, doc_max(ds, np.where(tolerant > 0, tolerant, -np.inf))))
-            emit(set=ds.name, system="spelling hybrid", **chosen, **metrics(ds, fused_documents(
-                ds, d, tolerant, how=args.how, alpha=args.alpha, depth=100, level="chunk", dense_min=args.dense_min)))
-    _cross(rows, [ds.name for ds in sets])
-
-
-def _cross(rows: list[dict], names: list[str]) -> None:
-    """Each fusion's weight chosen on one set (best nDCG@10) and reported on every other set."""
-    for how, dense_min in FUSIONS:
-        for level in ("chunk", "document"):
-            grid = {(r["set"], r["alpha"]): r for r in rows if r["system"] == "convex" and r["how"] == how
-                    and r["dense_min"] == dense_min and r["level"] == level}
-            for tuned in names:
-                options = [r for (name, _), r in grid.items() if name == tuned]
-                if not options:
-                    continue
-                alpha = max(options, key=lambda r: r["ndcg@10"])["alpha"]
-                for reported in names:
-                    r = grid[(reported, alpha)]
-                    print(json.dumps({"cross": f"{how} min {dense_min} {level}", "tuned_on": tuned, "alpha": alpha,
-                                      "reported_on": reported, "ndcg@10": r["ndcg@10"],
-                                      "recall@100": r["recall@100"], "mrr@10": r["mrr@10"]}), flush=True)
+    names = []
+    for spec in args.set:
+        ds = load(*spec.split(":"), cache=args.cache)
+        names.append(ds.name)
+        sweep(ds, args.only, emit)
+        del ds
+    for line in cross(rows, names):
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

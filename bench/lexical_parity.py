@@ -20,7 +20,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from rag.lexical import LexicalIndex
+from rag.lexical import B, K1, LexicalIndex
 from rag.text import index_tokens
 
 SCIFACT = Path(__file__).resolve().parent.parent.parent / "shared" / "beir" / "scifact"
@@ -42,7 +42,7 @@ def main() -> None:
         qrels.setdefault(qid, set()).add(doc_id)
 
     start = time.perf_counter()
-    main_index = bm25s.BM25()
+    main_index = bm25s.BM25(k1=K1, b=B)
     main_index.index(index_tokens(texts), show_progress=False)
     main_build = time.perf_counter() - start
     start = time.perf_counter()

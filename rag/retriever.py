@@ -53,30 +53,26 @@ def _normalised(scores: np.ndarray, best: float, floor: float) -> np.ndarray:
     return np.clip((scores - floor) / (best - floor), 0.0, 1.0)
 
 
-def _scores_of(candidates: np.ndarray, ranking: Ranking, look_up: ScoreLookup) -> np.ndarray:
-    """Each candidate's score in one list: from the ranking, else looked up (true, not guessed)."""
-    known = dict(ranking)
-    missing = [int(c) for c in candidates if c not in known]
-    known.update(zip(missing, look_up(missing)))
-    return np.fromiter((known[c] for c in candidates.tolist()), dtype=np.float64, count=len(candidates))
-
-
 def _fuse(
     dense: Ranking, dense_of: ScoreLookup, lexical: Ranking, lexical_of: ScoreLookup, dense_weight: float
 ) -> Ranking:
     """Convex combination of normalised dense and BM25 scores over both lists' chunks, best first.
 
-    Each list's best is its first entry: both lists are exact top lists of their scorer."""
-    candidates = np.fromiter(dict.fromkeys([c for c, _ in dense] + [c for c, _ in lexical]), dtype=np.int64)
+    A chunk missing from one list gets its true score there (looked up, not guessed). Each list's
+    best is its first entry: both lists are exact top lists of their scorer."""
+    dense_ids = np.fromiter((c for c, _ in dense), dtype=np.int64, count=len(dense))
+    lexical_ids = np.fromiter((c for c, _ in lexical), dtype=np.int64, count=len(lexical))
+    only_lexical = lexical_ids[~np.isin(lexical_ids, dense_ids)]
+    candidates = np.concatenate([dense_ids, only_lexical])
     if not len(candidates):
         return []
+    dense_scores = np.fromiter((s for _, s in dense), dtype=np.float64, count=len(dense))
+    dense_scores = np.concatenate([dense_scores, np.asarray(dense_of(only_lexical.tolist()), dtype=np.float64)])
+    lexical_scores = np.asarray(lexical_of(candidates.tolist()), dtype=np.float64)
     dense_best = dense[0][1] if dense else DENSE_FLOOR
     lexical_best = lexical[0][1] if lexical else LEXICAL_FLOOR
-    fused = (
-        dense_weight * _normalised(_scores_of(candidates, dense, dense_of), dense_best, DENSE_FLOOR)
-        + (1.0 - dense_weight)
-        * _normalised(_scores_of(candidates, lexical, lexical_of), lexical_best, LEXICAL_FLOOR)
-    )
+    fused = (dense_weight * _normalised(dense_scores, dense_best, DENSE_FLOOR)
+             + (1.0 - dense_weight) * _normalised(lexical_scores, lexical_best, LEXICAL_FLOOR))
     order = np.argsort(-fused, kind="stable")
     return list(zip(candidates[order].tolist(), fused[order].tolist()))
 
@@ -120,28 +116,26 @@ class _Places:
         same_doc = self._by_doc.get(record.doc_id, [])
         place = next((entry for entry in same_doc if _overlaps(entry[0], record)), None)
         if place is None:
-            if self._is_copy(record.text):
+            lead = self._lead(record.text)
+            if self._is_copy(lead, record.text):
                 return True
             if len(self.chosen) == self.k:
                 return False
             entry = [record, score, 1]
             self.chosen.append(entry)
             self._by_doc.setdefault(record.doc_id, []).append(entry)
-            self._remember(record.text)
+            self._texts.setdefault(lead, []).append(record.text)
         elif place[2] < MERGED_CHUNKS:
             widened = _merged(place[0], record)
             if not any(_overlaps(entry[0], widened) for entry in same_doc if entry is not place):
                 place[0], place[2] = widened, place[2] + 1
-                self._remember(record.text)
+                self._texts.setdefault(self._lead(record.text), []).append(record.text)
         return True
 
-    def _is_copy(self, text: str) -> bool:
+    def _is_copy(self, lead: str, text: str) -> bool:
         """The same text as a placed chunk (of another document: overlaps were checked first)."""
-        shown = self._texts.get(self._lead(text))
+        shown = self._texts.get(lead)
         return bool(shown) and _spaced(text) in {_spaced(t) for t in shown}
-
-    def _remember(self, text: str) -> None:
-        self._texts.setdefault(self._lead(text), []).append(text)
 
     def _lead(self, text: str) -> str:
         return " ".join(text[: 40 * self._LEAD_WORDS].split()[: self._LEAD_WORDS]).casefold()
@@ -213,9 +207,10 @@ class Retriever:
         _check_k(k)
         snapshot, cosines, ranked = self._rank(query, 2 * k, mode, snapshot)
         places = _Places(k)
-        step = max(k, _BATCH)
-        for start in range(0, len(ranked), step):  # texts read in batches, only as deep as needed
-            batch = ranked[start : start + step]
+        start = 0
+        while start < len(ranked):  # texts read in batches, only as deep as needed
+            batch = ranked[start : start + _next_batch(k, len(places.chosen), start)]
+            start += len(batch)
             records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
             if not all(places.add(records[chunk_id], score) for chunk_id, score in batch):
                 break
@@ -278,9 +273,10 @@ class Retriever:
     def _best_per_document(snapshot: Snapshot, ranked: Ranking, k: int) -> list[tuple[ChunkRecord, float]]:
         """Each document's first (best) chunk in ``ranked``, for the k best documents."""
         best: dict[str, tuple[ChunkRecord, float]] = {}
-        step = max(k, _BATCH)
-        for start in range(0, len(ranked), step):
-            batch = ranked[start : start + step]
+        start = 0
+        while start < len(ranked):
+            batch = ranked[start : start + _next_batch(k, len(best), start)]
+            start += len(batch)
             records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
             for chunk_id, score in batch:
                 record = records[chunk_id]
@@ -289,6 +285,11 @@ class Retriever:
                     if len(best) == k:
                         return list(best.values())
         return list(best.values())
+
+
+def _next_batch(k: int, found: int, read: int) -> int:
+    """How many ranked chunks to read next: k at first, then twice the places still missing."""
+    return max(_BATCH, k if read == 0 else 2 * (k - found))
 
 
 def _check_k(k) -> None:

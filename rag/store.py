@@ -213,9 +213,11 @@ class Snapshot:
                 "SELECT c.chunk_id, c.doc_id, d.title, substr(d.text, c.start + 1, c.end - c.start), "
                 "c.start, c.end, d.page_starts FROM chunks c JOIN documents d USING (doc_id) "
                 f"WHERE c.chunk_id IN ({','.join('?' * len(ids))})", tuple(ids))
+            pages: dict[str, list[int]] = {}  # page starts parsed once per document
             records.update({
                 row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], row[5],
-                                    page_at(json.loads(row[6]), row[4]))
+                                    page_at(pages[row[6]] if row[6] in pages
+                                            else pages.setdefault(row[6], json.loads(row[6])), row[4]))
                 for row in rows
             })
         return records

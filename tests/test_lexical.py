@@ -99,3 +99,17 @@ def test_a_misspelt_query_term_matches_the_word_the_chunks_use(index):
 
 def test_short_words_are_not_respelt(index):
     assert index.search("fam", 5) == []  # "fan" is one letter away, but three letters are too few
+
+
+def test_scores_are_lucene_bm25_with_k1_and_b_of_the_module():
+    """Per query term: idf · tf / (tf + k1 · (1 − b + b · length / average length))."""
+    import math
+
+    from rag.lexical import B, K1
+
+    texts = ["engine engine engine", "engine fuel", "fuel air birds robins"]
+    scores = LexicalIndex.build([0, 1, 2], texts).scores("engine", spelling=False).of([0, 1, 2])
+    lengths, average = [3, 2, 4], 3.0
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+    expected = [idf * tf / (tf + K1 * (1 - B + B * n / average)) for tf, n in zip([3, 1, 0], lengths)]
+    assert scores == pytest.approx(expected, rel=1e-5)

@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 
+from ..lexical import B, K1
 from ..text import index_tokens
 from ..types import (ChunkRecord, Document, DocumentInfo, IndexNotFoundError, Place, RagError, SourceMap,
                      page_at)
@@ -49,8 +50,8 @@ from .manifest import DocumentEntry, Manifest
 PIECE_CHARS = 16_000
 #: Rows per insert, upsert or query page.
 BATCH = 512
-#: BM25 parameters of the local backend (bm25s defaults), so the two rank alike.
-BM25_K1, BM25_B = 1.5, 0.75
+#: BM25 parameters of the local backend, so the two rank alike.
+BM25_K1, BM25_B = K1, B
 #: Milvus returns at most this many hits per search.
 MAX_HITS = 16_384
 _STRING = 65_535
