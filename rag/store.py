@@ -114,6 +114,7 @@ class Snapshot:
                               for ref in self.manifest.segments]
             self._live = [live_rows(segment, ref.deleted)
                           for segment, ref in zip(self._segments, self.manifest.segments)]
+            self._filters = [segment.live_filter(live) for segment, live in zip(self._segments, self._live)]
             self._index_rows()
             self.lexical = LexicalIndex.combined(
                 [(segment.lexical, live) for segment, live in zip(self._segments, self._live)])
@@ -162,7 +163,8 @@ class Snapshot:
         """(chunk_id, cosine similarity) best first, over every segment."""
         if k < 1 or not len(self):
             return []
-        found = [segment.search(vector, k, live) for segment, live in zip(self._segments, self._live)]
+        found = [segment.search(vector, k, live, live_filter)
+                 for segment, live, live_filter in zip(self._segments, self._live, self._filters)]
         ids = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
         order = np.lexsort((ids, -scores))[:k]

@@ -35,6 +35,7 @@ from ..store import (
     version_number,
 )
 from ..types import Chunk, Document, IndexCorruptError
+from . import ann
 from .manifest import DocumentEntry, Manifest, SegmentRef
 from .segments import (
     IDS_FILE,
@@ -113,6 +114,13 @@ def _new_database(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _index_vectors(path: Path) -> None:
+    """A large segment gets an approximate index of its (already written) vectors."""
+    vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+    if len(vectors) >= ann.MIN_ROWS:
+        ann.build(vectors, path / ann.ANN_FILE)
+
+
 def _seal(path: Path, chunks: int, dimension: int) -> SegmentRef:
     """Fsync and checksum every file of a finished segment, then describe it."""
     files = {}
@@ -167,6 +175,7 @@ class _SegmentBuilder:
         np.save(self.path / VECTORS_FILE, np.vstack(self.vectors) if self.vectors else empty)
         np.save(self.path / SENTENCES_FILE,
                 np.vstack(self.sentences) if self.sentences else empty.astype(np.float16))
+        _index_vectors(self.path)
         _reached("after-vectors")
         self.db.commit()
         self.db.close()
@@ -195,6 +204,7 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
         row += len(held)
     vectors.flush()
     del vectors
+    _index_vectors(path)
     db = _new_database(path / META_FILE)
     sentence_rows: list[np.ndarray] = []
     sentence_count = 0
