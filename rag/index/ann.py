@@ -48,6 +48,7 @@ def build(vectors: np.ndarray, path: Path) -> None:
     index = faiss.IndexIVFScalarQuantizer(
         quantizer, dimension, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = 1234
+    index.cp.niter = 10  # FAISS's default for IVF training; fixed so builds cost the same
     sample = np.random.default_rng(0).choice(rows, size=min(rows, lists * TRAINING_PER_LIST), replace=False)
     index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
     for start in range(0, rows, _ADD_BLOCK):
