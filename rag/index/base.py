@@ -9,6 +9,7 @@ implementation; a distributed one (Milvus) is another.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +18,30 @@ from ..types import Chunk, ChunkRecord, Document, DocumentInfo, Place
 from .manifest import Manifest
 
 Ranking = list[tuple[int, float]]  # (chunk_id, score) best first
+
+
+@dataclass(frozen=True)
+class DocumentListing:
+    """One page of a version's documents, and how many match and exist."""
+
+    documents: list[DocumentInfo]
+    offset: int
+    matching: int
+    total: int
+
+
+def clamped_offset(offset: int, limit: int, matching: int) -> int:
+    """``offset`` moved back to the start of the last page when it lies past it."""
+    return max(0, min(offset, (matching - 1) // limit * limit if matching else 0))
+
+
+def listing_of(infos: list[DocumentInfo], search: str, offset: int, limit: int) -> DocumentListing:
+    """A page of documents listed in full (for backends that cannot filter where they store them)."""
+    needle = search.strip().casefold()
+    matching = [d for d in infos if needle in d.doc_id.casefold() or needle in d.title.casefold()]
+    limit = max(1, limit)
+    offset = clamped_offset(offset, limit, len(matching))
+    return DocumentListing(matching[offset:offset + limit], offset, len(matching), len(infos))
 
 
 class LexicalScores(Protocol):
@@ -62,6 +87,10 @@ class IndexReader(Protocol):
 
     def documents(self) -> list[DocumentInfo]:
         """Every document of the version, by doc_id."""
+
+    def document_page(self, search: str, offset: int, limit: int) -> "DocumentListing":
+        """Documents ``offset`` … ``offset + limit`` (by doc_id) whose doc_id or title contains
+        ``search`` (case-folded); the offset is clamped to the last page."""
 
     def close(self) -> None:
         """Release files or connections; the reader is not used afterwards."""

@@ -118,6 +118,7 @@ class Segment:
         except (OSError, ValueError) as e:
             raise IndexCorruptError(f"{path} cannot be read ({e}); {FIX}") from e
         self._db = sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
+        self._db.create_function("casefold", 1, str.casefold, deterministic=True)
         self._db_lock = threading.Lock()
         if not (len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]) or (
                 self.ann is not None and len(self.ann) != len(self.vectors)):
