@@ -3,8 +3,10 @@
 A request opens one :class:`IndexReader` and does everything through it (search, chunk texts,
 sentence vectors, documents), so it sees one version from start to end however many builds commit
 meanwhile. A build writes through one :class:`IndexWriter`, whose ``commit`` makes the new version
-visible at once or not at all. The local backend (FAISS + SQLite + BM25 in version folders) is one
-implementation; a distributed one (Milvus) is another.
+visible at once or not at all. The local backend (:mod:`rag.store` reads, :mod:`rag.index.writer`
+writes: versions listing immutable segments, each with memory-mapped vectors, an approximate FAISS
+index when large, SQLite metadata, float16 sentence vectors and BM25 postings) is one
+implementation; a distributed one (Milvus, :mod:`rag.index.milvus`) is another.
 """
 
 from __future__ import annotations
