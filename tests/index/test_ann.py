@@ -104,3 +104,37 @@ def test_deleted_documents_never_come_back_from_the_approximate_index(tmp_path, 
     ranking = [c for c, _ in snapshot.search_dense(query, 10)]
     assert not set(ranking) & set(excluded)
     assert len(set(ranking) & set(exact_top(vectors, query, 10, excluded))) >= 9
+
+
+def test_a_merge_copies_vectors_and_sentence_vectors_block_by_block(tmp_path, monkeypatch, small_threshold):
+    """Segments merged (here with tiny copy blocks) hold every live vector and sentence vector
+    as written, and the merged segment gets its approximate index."""
+    from rag.index import writer as writer_module
+
+    monkeypatch.setattr(writer_module, "SEGMENT_CHUNKS", 400)
+    monkeypatch.setattr(writer_module, "MERGE_FANOUT", 2)
+    monkeypatch.setattr(writer_module, "_COPY_BLOCK", 7)
+    vectors = clustered(600 * CHUNKS_PER_DOC, seed=4)
+    writer = VersionWriter(tmp_path, None, DIMENSION)
+    hashes, sentences = {}, {}
+    for n in range(600):
+        text = " ".join(f"word{n} part{c}." for c in range(CHUNKS_PER_DOC))
+        doc = Document(f"doc-{n}", f"Doc {n}", text, f"hash-{n}")
+        spans = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+ \S+\.", text)]
+        chunks = [Chunk(doc.doc_id, c, text[s:e], s, e) for c, (s, e) in enumerate(spans)]
+        ids = list(range(n * CHUNKS_PER_DOC, (n + 1) * CHUNKS_PER_DOC))
+        sentences[doc.doc_id] = {span: vectors[i] for span, i in zip(spans, ids)}
+        writer.add_document(doc, chunks, ids, vectors[ids], sentences[doc.doc_id])
+        hashes[doc.doc_id] = doc.content_hash
+    writer.commit({"model": "m", "dimension": DIMENSION, "chunking": {}, "documents": hashes,
+                   "next_chunk_id": 600 * CHUNKS_PER_DOC, "built_at": "now"})
+    snapshot = open_snapshot(tmp_path)
+    assert len(snapshot._segments) == 1 and snapshot._segments[0].ann is not None
+    stored = snapshot.vectors(list(range(len(vectors))))
+    assert all(np.array_equal(stored[i], vectors[i]) for i in range(len(vectors)))
+    for doc_id in ("doc-0", "doc-333", "doc-599"):
+        places = [(doc_id, s, e) for s, e in sentences[doc_id]]
+        found = snapshot.sentence_vectors(places)
+        for (_, s, e), vector in found.items():
+            assert np.array_equal(vector, sentences[doc_id][(s, e)].astype(np.float16).astype(np.float32))
+        assert len(found) == len(places)
