@@ -1,7 +1,7 @@
 """Approximate dense search for a large segment: a FAISS HNSW graph over 8-bit scalar-quantised
 vectors, whose candidates are re-scored with the segment's exact vectors.
 
-An exact scan costs time linear in a segment's rows (about 15 ms per 100k rows on one core);
+An exact scan costs time linear in a segment's rows (7–8 ms of CPU per 100k rows on one core);
 the graph visits a few thousand rows whatever the size. The quantised scores only choose
 candidates: the similarities returned are the exact ones, so only recall is approximate
 (measured on real MiniLM vectors and on synthetic ones shaped like them: bench/README.md,
