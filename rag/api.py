@@ -134,12 +134,8 @@ def document_page(
 ) -> DocumentPage:
     """Documents ``offset`` … ``offset + limit`` (by doc_id) whose title or file name contains
     ``search`` (case-insensitive); the offset is clamped to the last page."""
-    everything = get_retriever(index_dir, settings).documents()
-    needle = search.strip().casefold()
-    matching = [d for d in everything if needle in d.doc_id.casefold() or needle in d.title.casefold()]
-    limit = max(1, limit)
-    offset = max(0, min(offset, (len(matching) - 1) // limit * limit if matching else 0))
-    return DocumentPage(matching[offset:offset + limit], offset, len(matching), len(everything))
+    listing = get_retriever(index_dir, settings).snapshot().document_page(search, offset, limit)
+    return DocumentPage(listing.documents, listing.offset, listing.matching, listing.total)
 
 
 def document(doc_id: str, *, index_dir: str | Path = "index", settings: Settings | None = None) -> Document:

@@ -11,6 +11,7 @@ split into segments or which chunks were deleted.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,28 @@ class _Postings:
 
     def __init__(self, terms: list[str], indptr, rows, tf, lengths):
         self.terms = terms
-        self.term_ids = {term: i for i, term in enumerate(terms)}
         self.indptr, self.rows, self.tf, self.lengths = indptr, rows, tf, lengths
+        self._term_ids: dict[str, int] | None = None
+        self._by_deletion: dict[str, list[str]] | None = None
+
+    @property
+    def term_ids(self) -> dict[str, int]:
+        """Built on first use, once per stored segment (shared by every version listing it)."""
+        if self._term_ids is None:
+            self._term_ids = {term: i for i, term in enumerate(self.terms)}
+        return self._term_ids
+
+    def by_deletion(self) -> dict[str, list[str]]:
+        """Each of :func:`deletions` of this part's terms (of four letters or more), and each
+        such term itself, mapped to the terms it comes from; built once per stored segment."""
+        if self._by_deletion is None:
+            by_deletion: dict[str, list[str]] = {}
+            for known in self.terms:
+                if len(known) >= 4:
+                    for variant in deletions(known) | {known}:
+                        by_deletion.setdefault(variant, []).append(known)
+            self._by_deletion = by_deletion
+        return self._by_deletion
 
     @classmethod
     def from_tokens(cls, tokens: list[list[str]]) -> "_Postings":
@@ -117,6 +138,44 @@ class _Postings:
         return cls(text.split("\n") if text else [], *arrays)
 
 
+class _LiveFrequency(Mapping):
+    """The live document frequency of terms, looked up one term at a time (and remembered): what
+    :func:`rag.text.correction` needs, without building the version's whole vocabulary."""
+
+    def __init__(self, index: "LexicalIndex"):
+        self._index = index
+        self._known: dict[str, int] = {}
+
+    def __getitem__(self, term: str) -> int:
+        frequency = self._known.get(term)
+        if frequency is None:
+            frequency = self._known[term] = self._index.frequency(term)
+        if not frequency:
+            raise KeyError(term)
+        return frequency
+
+    def __contains__(self, term) -> bool:
+        return isinstance(term, str) and bool(self.get(term))
+
+    def __iter__(self):
+        return iter(self._index.vocabulary())
+
+    def __len__(self) -> int:
+        return len(self._index.vocabulary())
+
+
+class _NearTerms:
+    """The deletion map of a version's live terms, read from each segment's own map (built once
+    per segment) and kept to the terms some live chunk holds."""
+
+    def __init__(self, index: "LexicalIndex"):
+        self._index = index
+
+    def get(self, variant: str, default=()) -> list[str]:
+        near = {t for postings, _, _ in self._index._parts for t in postings.by_deletion().get(variant, ())}
+        return [t for t in near if t in self._index._frequency] or list(default)
+
+
 class LexicalIndex:
     """Keyword scores for chunks, addressed by the same stable ids as the vector index.
 
@@ -152,8 +211,7 @@ class LexicalIndex:
                 norm[~live] = np.inf
             self._norms.append(norm)
         self._vocabulary: dict[str, int] | None = None
-        self._by_deletion: dict[str, list[str]] | None = None
-        self._frequency: dict[str, int] = {}
+        self._frequency = _LiveFrequency(self)
 
     @classmethod
     def build(cls, chunk_ids: list[int], texts: list[str]) -> "LexicalIndex":
@@ -236,9 +294,17 @@ class LexicalIndex:
         use one typo away, if any (measured: bench/README.md, fusion sweep)."""
         terms = index_tokens([query])[0]
         if spelling:
-            vocabulary = self.vocabulary()
-            terms = [t if t in vocabulary else self._correction(t) or t for t in terms]
+            terms = [t if t in self._frequency else self._correction(t) or t for t in terms]
         return self.scores_of_terms(terms)
+
+    def frequency(self, term: str) -> int:
+        """Live chunks holding ``term``: computed from its postings alone, so that neither a
+        version's opening nor its first query costs the size of the vocabulary."""
+        frequency = 0
+        for postings, _, live in self._parts:
+            rows, _ = postings.postings(term)
+            frequency += len(rows) if live is None else int(np.count_nonzero(live[rows]))
+        return frequency
 
     def scores_of_terms(self, terms: list[str]) -> LexicalScores:
         """BM25 of a bag of index terms (a repeated term counts again, as in bm25s)."""
@@ -266,15 +332,7 @@ class LexicalIndex:
         return LexicalScores(self._chunk_ids, scores)
 
     def _correction(self, term: str) -> str | None:
-        if self._by_deletion is None:
-            frequency = self.vocabulary()
-            by_deletion: dict[str, list[str]] = {}
-            for known in frequency:
-                if len(known) >= 4:
-                    for variant in deletions(known) | {known}:
-                        by_deletion.setdefault(variant, []).append(known)
-            self._frequency, self._by_deletion = frequency, by_deletion
-        return correction(term, self._by_deletion, self._frequency)
+        return correction(term, _NearTerms(self), self._frequency)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""

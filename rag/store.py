@@ -16,6 +16,7 @@ is :mod:`rag.index.writer`; nothing here imports it.
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .index.base import DocumentListing, clamped_offset
 from .index.manifest import FIX, MANIFEST_FILE, Manifest
 from .index.segments import SEGMENTS_DIR, SOURCE_MAPS_TABLE, Segment
 from .lexical import LexicalIndex
@@ -115,6 +117,7 @@ class Snapshot:
                               for ref in self.manifest.segments]
             self._live = [live_rows(segment, ref.deleted)
                           for segment, ref in zip(self._segments, self.manifest.segments)]
+            self._filters = [segment.live_filter(live) for segment, live in zip(self._segments, self._live)]
             self._index_rows()
             self.lexical = LexicalIndex.combined(
                 [(segment.lexical, live) for segment, live in zip(self._segments, self._live)])
@@ -163,7 +166,8 @@ class Snapshot:
         """(chunk_id, cosine similarity) best first, over every segment."""
         if k < 1 or not len(self):
             return []
-        found = [segment.search(vector, k, live) for segment, live in zip(self._segments, self._live)]
+        found = [segment.search(vector, k, live, live_filter)
+                 for segment, live, live_filter in zip(self._segments, self._live, self._filters)]
         ids = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
         order = np.lexsort((ids, -scores))[:k]
@@ -250,6 +254,35 @@ class Snapshot:
                 if doc_id not in deleted:
                     infos.append(DocumentInfo(doc_id, title, chunks, len(json.loads(starts)) or None, indexed_at))
         return sorted(infos, key=lambda info: info.doc_id)
+
+
+    def document_page(self, search: str, offset: int, limit: int) -> DocumentListing:
+        """A page of documents, filtered in SQLite: only the doc_ids that match are read from
+        each segment (in doc_id order, from its primary key), and only the page's rows in full."""
+        needle = search.strip().casefold()
+        where = "WHERE instr(casefold(doc_id), ?) OR instr(casefold(title), ?)" if needle else ""
+        streams = []
+        for n, (segment, deleted) in enumerate(zip(self._segments, self._deleted)):
+            ids = segment.query(f"SELECT doc_id FROM documents {where} ORDER BY doc_id",
+                                (needle, needle) if needle else ())
+            streams.append([(row[0], n) for row in ids if row[0] not in deleted])
+        matching = list(heapq.merge(*streams))
+        limit = max(1, limit)
+        offset = clamped_offset(offset, limit, len(matching))
+        page = matching[offset:offset + limit]
+        infos = {}
+        for n in {n for _, n in page}:
+            wanted = [doc_id for doc_id, m in page if m == n]
+            for doc_id, title, chunks, starts, indexed_at in self._segments[n].query(
+                    "SELECT doc_id, title, chunks, page_starts, indexed_at FROM documents "
+                    f"WHERE doc_id IN ({','.join('?' * len(wanted))})", tuple(wanted)):
+                infos[doc_id] = DocumentInfo(doc_id, title, chunks, len(json.loads(starts)) or None, indexed_at)
+        total = len(matching) if not needle else self._live_documents()
+        return DocumentListing([infos[doc_id] for doc_id, _ in page], offset, len(matching), total)
+
+    def _live_documents(self) -> int:
+        return sum(segment.query("SELECT count(*) FROM documents")[0][0] - len(deleted)
+                   for segment, deleted in zip(self._segments, self._deleted))
 
 
 def _versions_newest_first(index_dir: Path) -> list[str]:

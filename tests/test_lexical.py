@@ -113,3 +113,19 @@ def test_scores_are_lucene_bm25_with_k1_and_b_of_the_module():
     idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
     expected = [idf * tf / (tf + K1 * (1 - B + B * n / average)) for tf, n in zip([3, 1, 0], lengths)]
     assert scores == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_misspelling_is_corrected_to_a_live_term_of_any_segment():
+    """Corrections come from every segment's terms, counted over live chunks only: a word left
+    only in deleted chunks is no correction, and the more frequent live neighbour wins."""
+    first = LexicalIndex.build([1, 2], ["the lantern glows", "a lanterns shop"])
+    second = LexicalIndex.build([5, 6, 7], ["lanterne festival", "lanterne parade", "harbour"])
+    split = LexicalIndex.combined([(first, np.array([True, True])), (second, None)])
+    whole = LexicalIndex.build([1, 2, 5, 6, 7], ["the lantern glows", "a lanterns shop",
+                                                 "lanterne festival", "lanterne parade", "harbour"])
+    for query in ("lantrn", "lanterns", "lanternee", "harbor"):
+        assert _same_ranking(split.search(query, 5), whole.search(query, 5))
+    deleted = LexicalIndex.combined([(LexicalIndex.build([1], ["turbofan engines"]), np.array([False])),
+                                     (LexicalIndex.build([4], ["garden birds"]), None)])
+    assert deleted.search("turbofna", 5) == []
+    assert "turbofan" not in deleted.vocabulary()

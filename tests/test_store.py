@@ -258,3 +258,26 @@ def test_a_version_read_by_another_process_is_kept_until_it_lets_go(tmp_path):
     (corpus / "extra-0.txt").unlink()
     build_index(corpus, index_dir)
     assert not (index_dir / held).exists()
+
+
+def test_document_pages_come_from_the_store_across_segments_and_deletions(tmp_path):
+    """Listing pages are filtered and cut in SQLite, yet match a filter over every document:
+    documents spread over several segments, some deleted or replaced in newer ones."""
+    corpus = _corpus(tmp_path / "corpus", {f"note-{i:02d}.txt": f"Note {i} Été\nTide table {i}.\n" for i in range(8)})
+    index = tmp_path / "index"
+    build_index(corpus, index)
+    (corpus / "note-03.txt").unlink()
+    (corpus / "note-05.txt").write_text("Harbour ÉTÉ log\nChanged text.\n")
+    (corpus / "extra.md").write_text("# Harbour extra\n\nA new note.\n")
+    build_index(corpus, index)
+    snapshot = open_snapshot(index)
+    assert len(snapshot.manifest.segments) >= 2
+    everything = snapshot.documents()
+    for search, offset, limit in [("", 0, 3), ("", 6, 3), ("", 99, 4), ("harbour", 0, 5), ("été", 2, 2),
+                                  ("NOTE-0", 0, 25), ("nothing like it", 0, 25)]:
+        listing = snapshot.document_page(search, offset, limit)
+        needle = search.casefold()
+        expected = [d for d in everything if needle in d.doc_id.casefold() or needle in d.title.casefold()]
+        assert listing.matching == len(expected) and listing.total == len(everything) == 8
+        assert listing.documents == expected[listing.offset:listing.offset + limit]
+        assert listing.offset == (min(offset, (len(expected) - 1) // limit * limit) if expected else 0)

@@ -3,12 +3,15 @@
 A request opens one :class:`IndexReader` and does everything through it (search, chunk texts,
 sentence vectors, documents), so it sees one version from start to end however many builds commit
 meanwhile. A build writes through one :class:`IndexWriter`, whose ``commit`` makes the new version
-visible at once or not at all. The local backend (FAISS + SQLite + BM25 in version folders) is one
-implementation; a distributed one (Milvus) is another.
+visible at once or not at all. The local backend (:mod:`rag.store` reads, :mod:`rag.index.writer`
+writes: versions listing immutable segments, each with memory-mapped vectors, an approximate FAISS
+index when large, SQLite metadata, float16 sentence vectors and BM25 postings) is one
+implementation; a distributed one (Milvus, :mod:`rag.index.milvus`) is another.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +20,30 @@ from ..types import Chunk, ChunkRecord, Document, DocumentInfo, Place
 from .manifest import Manifest
 
 Ranking = list[tuple[int, float]]  # (chunk_id, score) best first
+
+
+@dataclass(frozen=True)
+class DocumentListing:
+    """One page of a version's documents, and how many match and exist."""
+
+    documents: list[DocumentInfo]
+    offset: int
+    matching: int
+    total: int
+
+
+def clamped_offset(offset: int, limit: int, matching: int) -> int:
+    """``offset`` moved back to the start of the last page when it lies past it."""
+    return max(0, min(offset, (matching - 1) // limit * limit if matching else 0))
+
+
+def listing_of(infos: list[DocumentInfo], search: str, offset: int, limit: int) -> DocumentListing:
+    """A page of documents listed in full (for backends that cannot filter where they store them)."""
+    needle = search.strip().casefold()
+    matching = [d for d in infos if needle in d.doc_id.casefold() or needle in d.title.casefold()]
+    limit = max(1, limit)
+    offset = clamped_offset(offset, limit, len(matching))
+    return DocumentListing(matching[offset:offset + limit], offset, len(matching), len(infos))
 
 
 class LexicalScores(Protocol):
@@ -62,6 +89,10 @@ class IndexReader(Protocol):
 
     def documents(self) -> list[DocumentInfo]:
         """Every document of the version, by doc_id."""
+
+    def document_page(self, search: str, offset: int, limit: int) -> "DocumentListing":
+        """Documents ``offset`` … ``offset + limit`` (by doc_id) whose doc_id or title contains
+        ``search`` (case-folded); the offset is clamped to the last page."""
 
     def close(self) -> None:
         """Release files or connections; the reader is not used afterwards."""

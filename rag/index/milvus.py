@@ -44,6 +44,7 @@ from ..lexical import B, K1
 from ..text import index_tokens
 from ..types import (ChunkRecord, Document, DocumentInfo, IndexNotFoundError, Place, RagError, SourceMap,
                      page_at)
+from .base import DocumentListing, listing_of
 from .manifest import DocumentEntry, Manifest
 
 #: Milvus strings hold at most 65,535 bytes; a piece of this many characters always fits.
@@ -264,6 +265,9 @@ class MilvusReader:
             (DocumentInfo(i["doc_id"], i["title"], i["chunks"], len(i["page_starts"]) or None,
                           i["indexed_at"]) for i in infos),
             key=lambda d: d.doc_id)
+
+    def document_page(self, search: str, offset: int, limit: int) -> DocumentListing:
+        return listing_of(self.documents(), search, offset, limit)
 
 
 class MilvusLexicalScores:

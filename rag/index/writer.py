@@ -35,6 +35,7 @@ from ..store import (
     version_number,
 )
 from ..types import Chunk, Document, IndexCorruptError
+from . import ann
 from .manifest import DocumentEntry, Manifest, SegmentRef
 from .segments import (
     IDS_FILE,
@@ -64,6 +65,7 @@ KEPT_VERSIONS = 1
 PENDING_DIR = "pending"
 #: What the pending build is (model, chunking, base version, full), to resume only the same build.
 BUILD_FILE = "build.json"
+_COPY_BLOCK = 65_536
 #: ``RAG_INDEX_FAULT=<step>`` kills the build at that step (crash tests; see :func:`_reached`).
 FAULT_VARIABLE = "RAG_INDEX_FAULT"
 
@@ -112,6 +114,13 @@ def _new_database(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous = OFF")
     db.executescript(SCHEMA)
     return db
+
+
+def _index_vectors(path: Path) -> None:
+    """A large segment gets an approximate index of its (already written) vectors."""
+    vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+    if len(vectors) >= ann.MIN_ROWS:
+        ann.build(vectors, path / ann.ANN_FILE)
 
 
 def _seal(path: Path, chunks: int, dimension: int) -> SegmentRef:
@@ -170,6 +179,7 @@ class _SegmentBuilder:
         np.save(self.path / VECTORS_FILE, np.vstack(self.vectors) if self.vectors else empty)
         np.save(self.path / SENTENCES_FILE,
                 np.vstack(self.sentences) if self.sentences else empty.astype(np.float16))
+        _index_vectors(self.path)
         _reached("after-vectors")
         self.db.commit()
         self.db.close()
@@ -194,12 +204,15 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
     row = 0
     for (segment, _, _), keep in zip(sources, keeps):
         held = np.flatnonzero(keep)
-        vectors[row:row + len(held)] = segment.vectors[held]
-        row += len(held)
+        for start in range(0, len(held), _COPY_BLOCK):
+            block = held[start:start + _COPY_BLOCK]
+            vectors[row:row + len(block)] = segment.vectors[block]
+            row += len(block)
     vectors.flush()
     del vectors
+    _index_vectors(path)
     db = _new_database(path / META_FILE)
-    sentence_rows: list[np.ndarray] = []
+    sentence_rows: list[tuple[Segment, list[int]]] = []  # rows kept from each source, in order
     sentence_count = 0
     for n, (segment, _, deleted) in enumerate(sources):
         db.execute("ATTACH DATABASE ? AS source", (str(segment.path / META_FILE),))
@@ -213,16 +226,32 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
                           "WHERE doc_id NOT IN gone ORDER BY row").fetchall()
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)",
                        [(d, s, e, sentence_count + i) for i, (d, s, e, _) in enumerate(kept)])
-        sentence_rows.append(np.asarray(segment.sentences[[r[3] for r in kept]]) if kept
-                             else np.zeros((0, dimension), np.float16))
+        sentence_rows.append((segment, [r[3] for r in kept]))
         sentence_count += len(kept)
         db.commit()
         db.execute("DROP TABLE gone")
         db.execute("DETACH DATABASE source")
     db.close()
-    np.save(path / SENTENCES_FILE, np.vstack(sentence_rows).astype(np.float16))
+    _copy_rows(path / SENTENCES_FILE, sentence_rows, sentence_count, dimension)
     LexicalIndex.merged([(s.lexical, k) for (s, _, _), k in zip(sources, keeps)]).save(path / LEXICAL_DIR)
     return _seal(path, total, dimension)
+
+
+def _copy_rows(path: Path, sources: list[tuple[Segment, list[int]]], total: int, dimension: int) -> None:
+    """The given sentence-vector rows of each source, in order, into one new file, block by
+    block: a merge never holds all the sentence vectors of a size class in memory."""
+    if not total:
+        np.save(path, np.zeros((0, dimension), np.float16))
+        return
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(total, dimension))
+    row = 0
+    for segment, rows in sources:
+        for start in range(0, len(rows), _COPY_BLOCK):
+            block = rows[start:start + _COPY_BLOCK]
+            out[row:row + len(block)] = segment.sentences[block]
+            row += len(block)
+    out.flush()
+    del out
 
 
 def _size_class(live_chunks: int) -> int:

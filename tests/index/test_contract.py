@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag import build_index
-from rag.api import answer, document, documents
+from rag.api import answer, document, document_page, documents
 from rag.index.backends import current_version
 from rag.retriever import Retriever
 from rag.types import RagError
@@ -94,6 +94,10 @@ def test_build_search_and_answer_match_the_local_backend(backend, tmp_path):
     listed = documents(index_dir=index_dir, settings=settings)
     assert [d.doc_id for d in listed] == sorted(ARTICLES)
     assert sum(d.chunks for d in listed) == stats.chunks
+    page = document_page(index_dir, search="ORCHARD", settings=settings)
+    assert [d.doc_id for d in page.documents] == ["orchard.txt"] and (page.matching, page.total) == (1, 3)
+    page = document_page(index_dir, offset=5, limit=2, settings=settings)
+    assert page.offset == 2 and page.documents == listed[2:]
     lighthouse = document("lighthouse.md", index_dir=index_dir, settings=settings).text
     assert lighthouse.startswith("The Kessock lighthouse\n\n") and "#" not in lighthouse  # Markdown, rendered
 
