@@ -123,23 +123,27 @@ def speed(args) -> None:
               f"{cosine.min():.5f} / {cosine.mean():.5f} |")
 
 
-def _bare_encode(embedder: Embedder, texts: list[str]) -> None:
-    """The backend without rag around it: tokenise, one forward pass, mean pool, normalise."""
+def bare_encode(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The backend without rag around it: tokenise, one forward pass, mean pool, normalise;
+    batches longest first, as the build does. Vectors in the order of ``texts``."""
     import torch
 
-    order = sorted(texts, key=len, reverse=True)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     for first in range(0, len(order), embedder.batch_size):
-        batch = order[first:first + embedder.batch_size]
+        rows = order[first:first + embedder.batch_size]
+        batch = [texts[i] for i in rows]
         if embedder.backend == "openvino":
             features = embedder._tokenizer(batch, padding=True, truncation=True,
                                            max_length=embedder.max_tokens, return_tensors="pt")
             tokens = embedder._token_vectors(False)(features)
             mask = features["attention_mask"].numpy()[..., None]
             pooled = (tokens * mask).sum(1) / mask.sum(1)
-            _ = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+            vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         else:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=embedder.bfloat16):
-                embedder._model.encode(batch, batch_size=len(batch), normalize_embeddings=True)
+                vectors[rows] = embedder._model.encode(batch, batch_size=len(batch), normalize_embeddings=True)
+    return vectors
 
 
 def build(args) -> None:
@@ -159,7 +163,7 @@ def build(args) -> None:
             stats = build_index(corpus, Path(tmp) / "index", full=True, settings=settings)
             pipeline.append(time.perf_counter() - started)
             started = time.perf_counter()
-            _bare_encode(embedder, texts)
+            bare_encode(embedder, texts)
             bare.append(time.perf_counter() - started)
         pipeline, bare = min(pipeline), min(bare)
     precision = "bfloat16" if embedder.bfloat16 else "float32"
