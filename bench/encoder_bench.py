@@ -74,13 +74,11 @@ def _int8(embedder: Embedder) -> Embedder:
     import nncf
     import openvino as ov
 
-    tokenizer = embedder._tokenizer
     text = " ".join(p.read_text() for p in sorted((ROOT / "corpus").iterdir()))
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s) > 20]
     samples = [" ".join(sentences[i:i + 4]) for i in range(0, len(sentences), 2)]
-    calibration = [dict(tokenizer([s], truncation=True, max_length=embedder.max_tokens, return_tensors="np"))
-                   for s in samples]
-    quantised = nncf.quantize(ov.Core().read_model(embedder._openvino.path), nncf.Dataset(calibration),
+    calibration = [embedder._tokenizer.batch([s]).inputs for s in samples]
+    quantised = nncf.quantize(embedder._openvino.model, nncf.Dataset(calibration),
                               model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
     for query in (False, True):
         vectors = embedder._token_vectors(query)
@@ -134,10 +132,9 @@ def bare_encode(embedder: Embedder, texts: list[str]) -> np.ndarray:
         rows = order[first:first + embedder.batch_size]
         batch = [texts[i] for i in rows]
         if embedder.backend == "openvino":
-            features = embedder._tokenizer(batch, padding=True, truncation=True,
-                                           max_length=embedder.max_tokens, return_tensors="pt")
-            tokens = embedder._token_vectors(False)(features)
-            mask = features["attention_mask"].numpy()[..., None]
+            tokenized = embedder._tokenizer.batch(batch)
+            tokens = embedder._token_vectors(False)(tokenized.inputs)
+            mask = tokenized.mask[..., None]
             pooled = (tokens * mask).sum(1) / mask.sum(1)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         else:
