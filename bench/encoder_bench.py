@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -143,6 +144,13 @@ def bare_encode(embedder: Embedder, texts: list[str]) -> np.ndarray:
     return vectors
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of every thread of this process and of the children it waited for
+    (the build's file-parsing process): unlike the wall clock, barely moved by neighbours."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def build(args) -> None:
     settings = load_settings(threads=args.threads)
     embedder = embedder_for(settings)
@@ -154,22 +162,24 @@ def build(args) -> None:
         build_index(corpus, Path(tmp) / "warm", settings=settings)  # loads and warms the model
         texts, _ = _chunks(embedder, args.docs)
         load_before = _load()
-        pipeline, bare = [], []
+        pipeline, bare = [], []  # (wall, CPU) per round
         for _ in range(args.rounds):  # alternating, so both see the same load; best of each
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds()
             stats = build_index(corpus, Path(tmp) / "index", full=True, settings=settings)
-            pipeline.append(time.perf_counter() - started)
-            started = time.perf_counter()
+            pipeline.append((time.perf_counter() - started, cpu_seconds() - cpu))
+            started, cpu = time.perf_counter(), cpu_seconds()
             bare_encode(embedder, texts)
-            bare.append(time.perf_counter() - started)
-        pipeline, bare = min(pipeline), min(bare)
+            bare.append((time.perf_counter() - started, cpu_seconds() - cpu))
+    (wall, cpu), (bare_wall, bare_cpu) = min(pipeline, key=lambda t: t[1]), min(bare, key=lambda t: t[1])
     precision = "bfloat16" if embedder.bfloat16 else "float32"
     print(f"{args.docs} SciFact abstracts → {stats.chunks} chunks; backend {embedder.backend} in {precision}; "
-          f"{embedder.threads} thread(s); load average {load_before} before, {_load()} after")
-    print("| rag build_index | bare encoder, same chunks and backend | ratio (goal ≤ 1.15) |")
-    print("|---:|---:|---:|")
-    print(f"| {pipeline:.1f} s ({stats.chunks / pipeline:.1f} chunks/s) | {bare:.1f} s "
-          f"({len(texts) / bare:.1f} chunks/s) | {pipeline / bare:.2f} |")
+          f"{embedder.threads} thread(s); best of {args.rounds} alternating rounds by CPU time; "
+          f"load average {load_before} before, {_load()} after")
+    print("| | rag build_index | bare encoder, same chunks and backend | ratio (goal ≤ 1.15) |")
+    print("|---|---:|---:|---:|")
+    print(f"| CPU | {cpu:.1f} s ({stats.chunks / cpu:.1f} chunks/s) | {bare_cpu:.1f} s "
+          f"({len(texts) / bare_cpu:.1f} chunks/s) | {cpu / bare_cpu:.2f} |")
+    print(f"| wall | {wall:.1f} s | {bare_wall:.1f} s | {wall / bare_wall:.2f} |")
 
 
 def subset(args) -> None:

@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from rag.embedding import embedder_for, resolve_model_path, uses_bfloat16  # noq
 from rag.indexer import _chunk_for, build_index, embedding_text  # noqa: E402
 from rag.loaders import load_document  # noqa: E402
 from rag.retriever import Retriever  # noqa: E402
+
+from encoder_bench import bare_encode, cpu_seconds  # noqa: E402  (bench/, beside this script)
 
 DEFAULT_BEIR = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
 DEPTH = evaluate.RUN_DEPTH
@@ -76,12 +77,6 @@ def _doc_file(source: str) -> str:
     return Path(source).name
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU of every thread of this process and of the children it waited for."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def _rag(corpus: Path, work: Path, settings, model_path: str) -> Build:
     def build() -> dict[str, Search]:
         build_index(corpus, work / "rag-index", full=True, settings=settings, progress=True)
@@ -99,7 +94,6 @@ def _rag(corpus: Path, work: Path, settings, model_path: str) -> Build:
 
 def _rag_encoder(corpus: Path, work: Path, settings, model_path: str) -> Build:
     import faiss
-    from encoder_bench import bare_encode  # bench/, beside this script
 
     embedder = embedder_for(settings)
     texts, files = [], []
@@ -229,9 +223,9 @@ def _systems(keys: list[str], corpus: Path, work: Path, names: dict[str, str], d
         _log(f"indexing: {key}")
         build = BUILDERS[key](corpus, work, settings, model_path)
         load_at_start = os.getloadavg()[0]
-        started, cpu_started = time.perf_counter(), _cpu_seconds()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         searches = build()
-        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
         _log(f"built: {key} in {seconds:.1f} s, {cpu:.1f} s of CPU")
         for name, search in searches.items():
             _log(f"querying: {name}")
