@@ -1,4 +1,5 @@
-"""Text → normalised vectors with sentence-transformers; nothing here knows about indexes."""
+"""Text → normalised vectors: sentence-transformers on torch, or the model's cached OpenVINO export
+(rag.openvino_model, no torch needed once exported); nothing here knows about indexes."""
 
 from __future__ import annotations
 
