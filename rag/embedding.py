@@ -159,8 +159,14 @@ class Embedder:
                 self._model = self._load_sentence_transformer(path, model)
                 self._openvino = self._export(backend, model, path, cache_dir)
         if self._openvino is not None:
-            self._start_openvino()
-        else:
+            try:
+                self._start_openvino()
+            except Exception as e:  # compiling raises whatever the plugin raises
+                if backend == "openvino":
+                    raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
+                log.warning("encoding with torch: model %r did not compile on OpenVINO (%s)", model, e)
+                self._openvino, self._compiled = None, {}
+        if self._openvino is None:
             self._start_torch(self._model or self._load_sentence_transformer(path, model))
         # The tokenizer is not safe to call from several threads at once (web app, watchers).
         self._model_lock = threading.Lock()
