@@ -145,6 +145,7 @@ class Embedder:
             # Local weights: keep the hub client (configured at import) from phoning home.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.threads, self.query_threads = resolve_threads(threads), resolve_threads(query_threads)
+        required = backend == "openvino"  # else "auto" falls back to torch when OpenVINO fails
         backend = choose_backend(backend)
         check_precision(precision)  # whichever backend runs it (OpenVINO decides "auto" itself)
         self.name = model
@@ -157,12 +158,12 @@ class Embedder:
             self._openvino = openvino_model.ExportedModel.cached(path, cache_dir)
             if self._openvino is None:
                 self._model = self._load_sentence_transformer(path, model)
-                self._openvino = self._export(backend, model, path, cache_dir)
+                self._openvino = self._export(required, model, path, cache_dir)
         if self._openvino is not None:
             try:
                 self._start_openvino()
             except Exception as e:  # compiling raises whatever the plugin raises
-                if backend == "openvino":
+                if required:
                     raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
                 log.warning("encoding with torch: model %r did not compile on OpenVINO (%s)", model, e)
                 self._openvino, self._compiled = None, {}
@@ -188,19 +189,19 @@ class Embedder:
                 "name available offline or a local path (setting RAG_MODEL or --model)."
             ) from e
 
-    def _export(self, backend, model, path, cache_dir) -> openvino_model.ExportedModel | None:
+    def _export(self, required: bool, model, path, cache_dir) -> openvino_model.ExportedModel | None:
         """The loaded model exported to OpenVINO, or None for torch. Under "auto", a model
         OpenVINO cannot take stays on torch."""
         description = openvino_model.describe(self._model)
         if description is None:
-            if backend == "openvino":
+            if required:
                 raise RagError(f"model {model!r} cannot run on OpenVINO (only a text transformer with "
                                "mean or CLS pooling can); use backend 'torch'")
             return None
         try:
             return openvino_model.ExportedModel.export(self._model, description, path, cache_dir)
         except Exception as e:  # conversion raises whatever the traced model raises
-            if backend == "openvino":
+            if required:
                 raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
             log.warning("encoding with torch: model %r did not convert to OpenVINO (%s)", model, e)
             return None

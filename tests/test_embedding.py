@@ -169,6 +169,20 @@ def test_an_index_built_on_one_backend_is_searched_on_the_other(tmp_path, ov_cac
     assert "recalled its ambassador" in results["torch"][0].text
 
 
+@needs_openvino
+def test_a_model_that_does_not_compile_stays_on_torch_under_auto(monkeypatch, ov_cache):
+    Embedder(backend="openvino", cache_dir=ov_cache)  # the export is cached: only compiling fails
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no plugin for this CPU")
+
+    monkeypatch.setattr(openvino_model.ExportedModel, "compile", broken)
+    fallback = Embedder(backend="auto", cache_dir=ov_cache)
+    assert fallback.backend == "torch" and fallback.embed_query("A question?").shape == (fallback.dimension,)
+    with pytest.raises(RagError, match="cannot run model .* on OpenVINO: no plugin"):
+        Embedder(backend="openvino", cache_dir=ov_cache)
+
+
 def test_auto_takes_openvino_only_where_it_is_installed(monkeypatch):
     monkeypatch.setattr(openvino_model, "installed", lambda: False)
     assert choose_backend("auto") == "torch"
