@@ -34,8 +34,9 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--queries", type=int, default=600)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--query-threads", type=int, default=1, help="encoder and FAISS threads per query (0 = auto)")
     args = parser.parse_args()
-    settings = load_settings(threads=args.threads)
+    settings = load_settings(threads=args.threads, query_threads=args.query_threads)
     retriever = get_retriever(args.index, settings)
     snapshot = retriever.snapshot()
     embedder = retriever.embedder
@@ -66,6 +67,7 @@ def main() -> None:
     cpu_p50 = {f"{name} k={k}": round(1000 * statistics.median(v), 2) for (name, k), v in cpu.items() if v}
     result = {
         "index": str(args.index), "chunks": len(snapshot), "threads": args.threads,
+        "query_threads": args.query_threads,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "p50_ms": p50,

@@ -42,7 +42,7 @@ def _print_stats(settings, stats) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from .api import build_index
+    from .indexer import build_index  # not rag.api: a build needs none of the answering side
 
     settings = _settings(args)
     if args.watch:

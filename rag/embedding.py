@@ -1,4 +1,5 @@
-"""Text → normalised vectors with sentence-transformers; nothing here knows about indexes."""
+"""Text → normalised vectors: sentence-transformers on torch, or the model's cached OpenVINO export
+(rag.openvino_model, no torch needed once exported); nothing here knows about indexes."""
 
 from __future__ import annotations
 
@@ -60,14 +61,18 @@ BACKENDS = ("auto", "torch", "openvino")
 log = logging.getLogger(__name__)
 
 
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise RagError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
 def uses_bfloat16(precision: str) -> bool:
     """Whether to run the model in bfloat16: "auto" does where the CPU computes it natively.
 
     There it encodes 1.75× faster than float32 with vectors within 0.9999 cosine of float32
     (bench/README.md); elsewhere bfloat16 is emulated and slower, so float32 stays.
     """
-    if precision not in PRECISIONS:
-        raise RagError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_precision(precision)
     if precision != "auto":
         return precision == "bfloat16"
     import torch
@@ -126,6 +131,9 @@ class Embedder:
     Batches of documents run on ``threads`` threads, single queries on ``query_threads``: a
     query is too small to share out, and a second thread stalls it whenever another process
     holds that core (bench/README.md, threads).
+
+    On OpenVINO a cached export is read without torch or sentence-transformers (see
+    rag.openvino_model): only the first start of a model loads them, to export it.
     """
 
     def __init__(
@@ -137,87 +145,123 @@ class Embedder:
             # Local weights: keep the hub client (configured at import) from phoning home.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.threads, self.query_threads = resolve_threads(threads), resolve_threads(query_threads)
+        required = backend == "openvino"  # else "auto" falls back to torch when OpenVINO fails
         backend = choose_backend(backend)
-        # Imported late: torch and transformers take seconds, and `rag --help` shouldn't wait.
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        set_threads(self.threads, self.query_threads)
-        try:
-            with _quiet_transformers():
-                self._model = SentenceTransformer(path, device="cpu")
-        except Exception as e:  # the library raises OSError, ValueError, HF errors…
-            raise RagError(
-                f"cannot load embedding model {model!r}: {e}. Use a sentence-transformers model "
-                "name available offline or a local path (setting RAG_MODEL or --model)."
-            ) from e
+        check_precision(precision)  # whichever backend runs it (OpenVINO decides "auto" itself)
         self.name = model
         self.batch_size = batch_size
+        self._precision = precision
         self._compiled: dict[bool, openvino_model.TokenVectors] = {}  # by "is it a query"
-        self._openvino = self._load_openvino(backend, model, path, precision, cache_dir)
-        self.backend = "openvino" if self._openvino else "torch"
-        if self._openvino:
-            self.bfloat16 = self._compiled[True].bfloat16
-        else:
-            self.bfloat16 = uses_bfloat16(precision)
-        self._autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length)
-        prompts = getattr(self._model, "prompts", None) or {}
-        self._query_prompt = "query" if "query" in prompts else None
-        self._document_prompt = next((p for p in ("document", "passage") if p in prompts), None)
-        self._tokenizer = self._model.tokenizer
-        # Span vectors are averaged token vectors, which is what a mean-pooling model's sentence
-        # vector is; for other poolings (CLS, last token) an average would be a different space.
-        pooling = next((m for m in self._model if hasattr(m, "pooling_mode")), None)
-        self.pools_spans = getattr(pooling, "pooling_mode", None) == "mean" and getattr(
-            self._tokenizer, "is_fast", False)
+        self._openvino: openvino_model.ExportedModel | None = None
+        self._model = None  # the SentenceTransformer, on torch
+        if backend != "torch":
+            self._openvino = openvino_model.ExportedModel.cached(path, cache_dir)
+            if self._openvino is None:
+                self._model = self._load_sentence_transformer(path, model)
+                self._openvino = self._export(required, model, path, cache_dir)
+        if self._openvino is not None:
+            try:
+                self._start_openvino()
+            except Exception as e:  # compiling raises whatever the plugin raises
+                if required:
+                    raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
+                log.warning("encoding with torch: model %r did not compile on OpenVINO (%s)", model, e)
+                self._openvino, self._compiled = None, {}
+        if self._openvino is None:
+            self._start_torch(self._model or self._load_sentence_transformer(path, model))
         # The tokenizer is not safe to call from several threads at once (web app, watchers).
         self._model_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._recent_queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._threads_set = threading.local()
 
-    def _load_openvino(self, backend, model, path, precision, cache_dir):
-        """The transformer on OpenVINO, or None for torch. Under "auto", a model OpenVINO cannot
-        take stays on torch."""
-        if backend == "torch":
-            return None
-        uses_bfloat16(precision)  # checks the setting whichever backend runs it
-        transformer = self._model[0]
-        if not openvino_model.exportable(transformer):
-            if backend == "openvino":
-                raise RagError(f"model {model!r} cannot run on OpenVINO (not a text transformer); "
-                               "use backend 'torch'")
+    @staticmethod
+    def _load_sentence_transformer(path: str, model: str):
+        # Imported late: torch and transformers take seconds, and `rag --help` shouldn't wait.
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            with _quiet_transformers():
+                return SentenceTransformer(path, device="cpu")
+        except Exception as e:  # the library raises OSError, ValueError, HF errors…
+            raise RagError(
+                f"cannot load embedding model {model!r}: {e}. Use a sentence-transformers model "
+                "name available offline or a local path (setting RAG_MODEL or --model)."
+            ) from e
+
+    def _export(self, required: bool, model, path, cache_dir) -> openvino_model.ExportedModel | None:
+        """The loaded model exported to OpenVINO, or None for torch. Under "auto", a model
+        OpenVINO cannot take stays on torch."""
+        description = openvino_model.describe(self._model)
+        if description is None:
+            if required:
+                raise RagError(f"model {model!r} cannot run on OpenVINO (only a text transformer with "
+                               "mean or CLS pooling can); use backend 'torch'")
             return None
         try:
-            exported = openvino_model.ExportedModel(transformer, path, cache_dir)
-            # Compiled for queries now (the commonest first use), for batches when one comes.
-            self._compiled = {True: exported.compile(threads=self.query_threads, precision=precision)}
-            if self.threads == self.query_threads:
-                self._compiled[False] = self._compiled[True]
+            return openvino_model.ExportedModel.export(self._model, description, path, cache_dir)
         except Exception as e:  # conversion raises whatever the traced model raises
-            if backend == "openvino":
+            if required:
                 raise RagError(f"cannot run model {model!r} on OpenVINO: {e}") from e
             log.warning("encoding with torch: model %r did not convert to OpenVINO (%s)", model, e)
             return None
-        self._openvino_precision = precision
-        return exported
+
+    def _start_openvino(self) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(self.query_threads)  # torch is not loaded: nothing else to set
+        description = self._openvino.description
+        self.backend = "openvino"
+        self._tokenizer = openvino_model.Tokenizer(self._openvino)
+        # Compiled for queries now (the commonest first use), for batches when one comes.
+        self._compiled = {True: self._openvino.compile(threads=self.query_threads, precision=self._precision)}
+        if self.threads == self.query_threads:
+            self._compiled[False] = self._compiled[True]
+        self.bfloat16 = self._compiled[True].bfloat16
+        self.dimension, self.max_tokens = description.dimension, description.max_tokens
+        self._prompts = description.prompts
+        self._pooling = description.pooling
+        self.special_tokens = self._tokenizer.special_tokens
+        # Span vectors are averaged token vectors, which is what a mean-pooling model's sentence
+        # vector is; for other poolings (CLS, last token) an average would be a different space.
+        self.pools_spans = description.pooling == "mean"
+
+    def _start_torch(self, model) -> None:
+        import torch
+
+        set_threads(self.threads, self.query_threads)
+        self.backend = "torch"
+        self._model = model
+        self.bfloat16 = uses_bfloat16(self._precision)
+        self._autocast = partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.bfloat16)
+        self.dimension = int(model.get_embedding_dimension())
+        self.max_tokens = int(model.max_seq_length)
+        self._prompts = getattr(model, "prompts", None) or {}
+        self._tokenizer = model.tokenizer
+        self.special_tokens = self._tokenizer.num_special_tokens_to_add(pair=False)
+        pooling = next((m for m in model if hasattr(m, "pooling_mode")), None)
+        self.pools_spans = getattr(pooling, "pooling_mode", None) == "mean" and getattr(
+            self._tokenizer, "is_fast", False)
+
+    @property
+    def _query_prompt(self) -> str | None:
+        return "query" if "query" in self._prompts else None
+
+    @property
+    def _document_prompt(self) -> str | None:
+        return next((p for p in ("document", "passage") if p in self._prompts), None)
 
     def _token_vectors(self, query: bool) -> openvino_model.TokenVectors:
         """The compiled model for a query or a batch; the caller holds the model lock."""
         if query not in self._compiled:
-            self._compiled[query] = self._openvino.compile(
-                threads=self.threads, precision=self._openvino_precision)
+            self._compiled[query] = self._openvino.compile(threads=self.threads, precision=self._precision)
         return self._compiled[query]
 
     def count_tokens(self, text: str) -> int:
         """Model tokens in ``text`` without the special tokens the model adds around it."""
+        if self._openvino is not None:
+            return self._tokenizer.count(text)
         return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-    @property
-    def special_tokens(self) -> int:
-        return self._tokenizer.num_special_tokens_to_add(pair=False)
 
     def embed_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Batch by batch, longest first (least padding), taking the model for one batch at a
@@ -274,53 +318,48 @@ class Embedder:
                 self._recent_queries.popitem(last=False)
         return vector
 
-    def _forward(self, texts: list[str], prompt_name: str | None, *, query: bool) -> dict:
-        """One forward pass through every module of the model; the caller holds the model lock.
-
-        On OpenVINO only the transformer runs there: its token vectors go through the model's
-        own pooling and normalising modules, as they would on torch.
-        """
+    def _forward(self, texts: list[str], prompt_name: str | None, *, query: bool):
+        """One forward pass: (sentence vectors, token vectors, attention mask, each text's token
+        offsets or None), as numpy arrays; the caller holds the model lock."""
+        prompt = self._prompts.get(prompt_name, "") if prompt_name else ""
+        if self._openvino is not None:
+            batch = self._tokenizer.batch([prompt + t for t in texts] if prompt else texts)
+            tokens = self._token_vectors(query)(batch.inputs)
+            return openvino_model.pool(tokens, batch.mask, self._pooling), tokens, batch.mask, batch.offsets
         import torch
 
-        prompt = self._model.prompts.get(prompt_name) if prompt_name else None
-        with torch.inference_mode():
-            features = self._model.preprocess(texts, prompt=prompt)
-            if self._openvino:
-                features["token_embeddings"] = torch.from_numpy(self._token_vectors(query)(features))
-                for module in list(self._model)[1:]:
-                    features = module(features)
-                return features
-            threads = self.query_threads if query else self.threads
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-            with self._autocast():
-                return self._model(features)
+        threads = self.query_threads if query else self.threads
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        with torch.inference_mode(), self._autocast():
+            features = self._model(self._model.preprocess(texts, prompt=prompt or None))
+        return (features["sentence_embedding"].float().numpy(), features["token_embeddings"].float().numpy(),
+                features["attention_mask"].bool().numpy(), None)
 
     def _encode(self, texts: list[str], prompt_name: str | None, *, query: bool = False) -> np.ndarray:
         with self._model_lock:
-            features = self._forward(texts, prompt_name, query=query)
-        return _normalised(features["sentence_embedding"].float().numpy())
+            sentences = self._forward(texts, prompt_name, query=query)[0]
+        return _normalised(sentences)
 
     def _encode_with_spans(
         self, texts: list[str], spans: list[list[Span]]
     ) -> tuple[np.ndarray, list[np.ndarray | None]]:
-        prompt = self._model.prompts.get(self._document_prompt, "") if self._document_prompt else ""
+        prompt = self._prompts.get(self._document_prompt, "") if self._document_prompt else ""
         with self._model_lock:
-            features = self._forward(texts, self._document_prompt, query=False)
-            offsets = self._tokenizer(
-                [prompt + t for t in texts], return_offsets_mapping=True, truncation=True,
-                max_length=self.max_tokens, verbose=False,
-            )["offset_mapping"]
-        vectors = _normalised(features["sentence_embedding"].float().numpy())
-        masks = features["attention_mask"].bool()
+            sentences, tokens, masks, offsets = self._forward(texts, self._document_prompt, query=False)
+            if offsets is None:  # torch: the wrapper's tokenizer gives them in a second call
+                offsets = self._tokenizer(
+                    [prompt + t for t in texts], return_offsets_mapping=True, truncation=True,
+                    max_length=self.max_tokens, verbose=False,
+                )["offset_mapping"]
         pooled = []
-        for tokens, mask, text_offsets, text_spans in zip(features["token_embeddings"], masks, offsets, spans):
-            tokens = tokens[mask].float().numpy()
-            if len(tokens) != len(text_offsets):  # tokenized differently than the model did
+        for text_tokens, mask, text_offsets, text_spans in zip(tokens, masks, offsets, spans):
+            text_tokens = text_tokens[mask]
+            if len(text_tokens) != len(text_offsets):  # tokenized differently than the model did
                 pooled.append(None)
                 continue
-            pooled.append(_pool_spans(tokens, text_offsets, text_spans, len(prompt)))
-        return vectors, pooled
+            pooled.append(_pool_spans(text_tokens, text_offsets, text_spans, len(prompt)))
+        return _normalised(sentences), pooled
 
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:

@@ -122,6 +122,27 @@ def test_the_openvino_export_is_made_once_and_read_back(tmp_path, monkeypatch):
 
 
 @needs_openvino
+@pytest.mark.timeout(400)
+def test_a_start_from_the_cache_never_imports_torch(tmp_path):
+    """A cold `rag ask` pays seconds of CPU for torch, transformers and sentence-transformers;
+    with the export cached, OpenVINO and the tokenizers library are all a start needs."""
+    import subprocess
+    import sys
+
+    Embedder(backend="openvino", cache_dir=str(tmp_path))  # exports (and imports torch) here
+    script = (
+        "import sys\n"
+        "from rag.embedding import Embedder\n"
+        f"e = Embedder(backend='openvino', cache_dir={str(tmp_path)!r})\n"
+        "e.embed_documents_and_spans(['Bees\\nA colony. A hive.'], [[(5, 14), (15, 22)]])\n"
+        "e.embed_query('Where do bees live?')\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@needs_openvino
 def test_a_damaged_cache_entry_is_exported_again(tmp_path):
     Embedder(backend="openvino", cache_dir=str(tmp_path))
     (model_file,) = tmp_path.glob("*/model.xml")
@@ -146,6 +167,20 @@ def test_an_index_built_on_one_backend_is_searched_on_the_other(tmp_path, ov_cac
         results[built_with] = retrieve(question, 3, index_dir=index, settings=settings)
     assert [p.text for p in results["torch"]] == [p.text for p in results["openvino"]]
     assert "recalled its ambassador" in results["torch"][0].text
+
+
+@needs_openvino
+def test_a_model_that_does_not_compile_stays_on_torch_under_auto(monkeypatch, ov_cache):
+    Embedder(backend="openvino", cache_dir=ov_cache)  # the export is cached: only compiling fails
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no plugin for this CPU")
+
+    monkeypatch.setattr(openvino_model.ExportedModel, "compile", broken)
+    fallback = Embedder(backend="auto", cache_dir=ov_cache)
+    assert fallback.backend == "torch" and fallback.embed_query("A question?").shape == (fallback.dimension,)
+    with pytest.raises(RagError, match="cannot run model .* on OpenVINO: no plugin"):
+        Embedder(backend="openvino", cache_dir=ov_cache)
 
 
 def test_auto_takes_openvino_only_where_it_is_installed(monkeypatch):
@@ -204,3 +239,6 @@ def test_a_model_without_mean_pooling_gives_no_span_vectors(tmp_path):
     assert not embedder.pools_spans
     assert spans == [None]
     assert vectors.shape == (1, embedder.dimension)
+    on_torch = Embedder(str(tmp_path / "cls-model"), backend="torch", precision="float32")
+    on_auto = Embedder(str(tmp_path / "cls-model"), precision="float32", cache_dir=str(tmp_path / "cache"))
+    assert float(on_torch.embed_documents([TEXT])[0] @ on_auto.embed_documents([TEXT])[0]) >= 0.9999
