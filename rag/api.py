@@ -25,7 +25,7 @@ def retrieve(
     query: str,
     k: int = 5,
     *,
-    index_dir: str | Path = "index",
+    index_dir: str | Path | None = None,
     mode: str | None = None,
     unit: str = "passage",
     settings: Settings | None = None,
@@ -47,7 +47,7 @@ def answer(
     question: str,
     *,
     k: int | None = None,
-    index_dir: str | Path = "index",
+    index_dir: str | Path | None = None,
     history: list[tuple[str, str]] | None = None,
     settings: Settings | None = None,
 ) -> Answer:
@@ -61,7 +61,7 @@ def stream_answer(
     question: str,
     *,
     k: int | None = None,
-    index_dir: str | Path = "index",
+    index_dir: str | Path | None = None,
     history: list[tuple[str, str]] | None = None,
     settings: Settings | None = None,
 ) -> Iterator[str | Answer]:
@@ -93,7 +93,7 @@ class AddResult:
     stats: IndexStats | None = None  # None when nothing was added, so no build ran
 
 
-def warm_up(index_dir: str | Path = "index", *, settings: Settings | None = None) -> None:
+def warm_up(index_dir: str | Path | None = None, *, settings: Settings | None = None) -> None:
     """Load the embedding model, and open the index if there is one, so the first question is fast.
 
     Best effort: a missing index or model is reported by the call that needs it, not here.
@@ -106,14 +106,14 @@ def warm_up(index_dir: str | Path = "index", *, settings: Settings | None = None
         pass
 
 
-def index_status(index_dir: str | Path = "index", *, settings: Settings | None = None) -> IndexStatus:
+def index_status(index_dir: str | Path | None = None, *, settings: Settings | None = None) -> IndexStatus:
     """Documents, chunks, model and last build of the active index (IndexNotFoundError if none)."""
     snapshot = get_retriever(index_dir, settings).snapshot()
     manifest = snapshot.manifest
     return IndexStatus(len(manifest["documents"]), len(snapshot), manifest["model"], manifest["built_at"])
 
 
-def documents(index_dir: str | Path = "index", *, settings: Settings | None = None) -> list[DocumentInfo]:
+def documents(index_dir: str | Path | None = None, *, settings: Settings | None = None) -> list[DocumentInfo]:
     """The indexed documents, by doc_id."""
     return get_retriever(index_dir, settings).documents()
 
@@ -129,7 +129,7 @@ class DocumentPage:
 
 
 def document_page(
-    index_dir: str | Path = "index", *, search: str = "", offset: int = 0, limit: int = 25,
+    index_dir: str | Path | None = None, *, search: str = "", offset: int = 0, limit: int = 25,
     settings: Settings | None = None,
 ) -> DocumentPage:
     """Documents ``offset`` … ``offset + limit`` (by doc_id) whose title or file name contains
@@ -138,15 +138,15 @@ def document_page(
     return DocumentPage(listing.documents, listing.offset, listing.matching, listing.total)
 
 
-def document(doc_id: str, *, index_dir: str | Path = "index", settings: Settings | None = None) -> Document:
+def document(doc_id: str, *, index_dir: str | Path | None = None, settings: Settings | None = None) -> Document:
     """One indexed document with its full text: citations' start/end point into ``text``."""
     return get_retriever(index_dir, settings).document(doc_id)
 
 
 def add_files(
     paths: list[str | Path],
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
     *,
     settings: Settings | None = None,
     progress: bool = False,
@@ -159,7 +159,7 @@ def add_files(
     and the build happen under the build lock, and a failed build takes the copies back out.
     """
     settings = settings or load_settings()
-    corpus_dir = Path(corpus_dir)
+    corpus_dir, index_dir = _folders(corpus_dir, index_dir, settings)
     if not corpus_dir.is_dir():
         raise RagError(f"corpus folder {corpus_dir} does not exist")
     result = AddResult()
@@ -204,8 +204,8 @@ def add_files(
 
 def remove_document(
     doc_id: str,
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
     *,
     settings: Settings | None = None,
     progress: bool = False,
@@ -217,7 +217,7 @@ def remove_document(
     folder, hidden, so the indexer never reads it.
     """
     settings = settings or load_settings()
-    corpus_dir = Path(corpus_dir)
+    corpus_dir, index_dir = _folders(corpus_dir, index_dir, settings)
     path = _corpus_file(corpus_dir, doc_id)
     with build_lock(Path(index_dir)):
         if not path.is_file():
@@ -233,9 +233,9 @@ def remove_document(
             raise
 
 
-def trashed_documents(corpus_dir: str | Path = "corpus") -> list[tuple[str, Path]]:
+def trashed_documents(corpus_dir: str | Path | None = None) -> list[tuple[str, Path]]:
     """(doc_id, file) of every removed document still in the trash, most recently removed first."""
-    trash = Path(corpus_dir) / TRASH_FOLDER
+    trash = Path(corpus_dir if corpus_dir is not None else load_settings().corpus_dir) / TRASH_FOLDER
     if not trash.is_dir():
         return []
     return [
@@ -247,8 +247,8 @@ def trashed_documents(corpus_dir: str | Path = "corpus") -> list[tuple[str, Path
 
 def restore_document(
     doc_id: str,
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
     *,
     settings: Settings | None = None,
     progress: bool = False,
@@ -259,7 +259,7 @@ def restore_document(
     fails, the file goes back to the trash.
     """
     settings = settings or load_settings()
-    corpus_dir = Path(corpus_dir)
+    corpus_dir, index_dir = _folders(corpus_dir, index_dir, settings)
     path = _corpus_file(corpus_dir, doc_id)
     with build_lock(Path(index_dir)):
         trashed = next((file for name, file in trashed_documents(corpus_dir) if name == doc_id), None)
@@ -285,6 +285,13 @@ def restore_document(
 
 
 TRASH_FOLDER = ".rag-trash"
+
+
+def _folders(corpus_dir: str | Path | None, index_dir: str | Path | None,
+             settings: Settings) -> tuple[Path, Path]:
+    """The folders a call names, else the settings' (``RAG_CORPUS_DIR`` / ``RAG_INDEX_DIR``)."""
+    return (Path(corpus_dir if corpus_dir is not None else settings.corpus_dir),
+            Path(index_dir if index_dir is not None else settings.index_dir))
 
 
 def _corpus_file(corpus_dir: Path, doc_id: str) -> Path:

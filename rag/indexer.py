@@ -114,15 +114,19 @@ def _sentence_vectors(
 
 
 def build_index(
-    corpus_dir: str | Path = "corpus",
-    index_dir: str | Path = "index",
+    corpus_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
     *,
     full: bool = False,
     settings: Settings | None = None,
     progress: bool = False,
 ) -> IndexStats:
     """Bring the index in line with the corpus folder: only new and changed files are embedded,
-    unless ``full``. Atomic and single-writer (see the module docstring)."""
+    unless ``full``. Atomic and single-writer (see the module docstring). The folders default to
+    the settings' (``RAG_CORPUS_DIR`` / ``RAG_INDEX_DIR``)."""
+    settings = settings or load_settings()
+    corpus_dir = corpus_dir if corpus_dir is not None else settings.corpus_dir
+    index_dir = index_dir if index_dir is not None else settings.index_dir
     with build_lock(Path(index_dir)):
         return build_locked(corpus_dir, index_dir, full=full, settings=settings, progress=progress)
 

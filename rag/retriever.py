@@ -306,9 +306,10 @@ _retrievers: dict[tuple[Path, Settings], Retriever] = {}
 _retrievers_lock = threading.Lock()
 
 
-def get_retriever(index_dir: str | Path = "index", settings: Settings | None = None) -> Retriever:
-    """The process-wide retriever for an index folder and configuration."""
+def get_retriever(index_dir: str | Path | None = None, settings: Settings | None = None) -> Retriever:
+    """The process-wide retriever for an index folder (default: the settings') and configuration."""
     settings = settings or load_settings()
+    index_dir = index_dir if index_dir is not None else settings.index_dir
     key = (Path(index_dir).resolve(), settings)
     with _retrievers_lock:
         if key not in _retrievers:

@@ -66,6 +66,26 @@ def test_rebuild_by_another_writer_is_picked_up(tmp_path):
     assert retrieve("Perito Moreno glacier", 1, index_dir=index_dir)[0].doc_id == "b.txt"
 
 
+def test_folders_default_to_the_settings_folders(tmp_path, monkeypatch):
+    """A call that names no folder uses the settings' (or RAG_CORPUS_DIR / RAG_INDEX_DIR), not
+    ./corpus and ./index of whatever directory the process runs in."""
+    from rag import answer
+    from rag.api import documents
+
+    corpus = tmp_path / "articles"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Lighthouses\nThe Pharos of Alexandria was a lighthouse.")
+    monkeypatch.chdir(tmp_path)  # holds no ./corpus or ./index
+    settings = load_settings(corpus_dir=str(corpus), index_dir=str(tmp_path / "built"))
+    assert build_index(settings=settings).added == 1
+    assert (tmp_path / "built").is_dir() and not (tmp_path / "index").exists()
+    assert retrieve("Pharos lighthouse", 1, settings=settings)[0].doc_id == "a.txt"
+    assert [d.doc_id for d in documents(settings=settings)] == ["a.txt"]
+    assert answer("What was the Pharos of Alexandria?", settings=settings).citations[0].doc_id == "a.txt"
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "built"))
+    assert retrieve("Pharos lighthouse", 1)[0].doc_id == "a.txt"
+
+
 def test_pdf_passages_carry_their_page(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
