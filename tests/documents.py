@@ -264,3 +264,18 @@ def file_places(path: Path) -> dict[str, str]:
                         texts[f"slide {s}, shape {k}, paragraph {p}"] = "".join(r.text for r in paragraph.runs)
         return texts
     raise AssertionError(suffix)
+
+
+def write_raw_pdf(path: Path, objects: list[bytes]) -> Path:
+    """A PDF of exactly these objects (numbered from 1, the first the catalog) with a correct
+    cross-reference table: for hostile files no PDF library would write."""
+    out, offsets = bytearray(b"%PDF-1.7\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path

@@ -12,6 +12,7 @@ from rag.guard import GuardedLoader
 from rag.loaders import SUPPORTED_SUFFIXES, load_document
 from rag.types import Document, LoadError
 from tests.conftest import write_pdf
+from tests.documents import write_raw_pdf
 
 GOOD = "Lighthouses\nThe Pharos of Alexandria guided ships into the harbour for centuries."
 
@@ -25,15 +26,7 @@ def pdf_bomb(path: Path, inflated_mb: int = 400) -> None:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
-    out, offsets = bytearray(b"%PDF-1.7\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
+    write_raw_pdf(path, objects)
 
 
 def hostile_corpus(folder: Path, outside: Path) -> None:

@@ -14,7 +14,7 @@ from rag import build_index, load_settings, retrieve
 from rag.chunking import DocumentTooLong, chunk_document
 from rag.guard import GuardedLoader
 from rag.types import Document, LoadError
-from tests.documents import zip_bomb_like
+from tests.documents import write_raw_pdf, zip_bomb_like
 
 GOOD = "Lighthouses\nThe Pharos of Alexandria guided ships into the harbour for centuries."
 
@@ -31,16 +31,7 @@ def spinning_pdf(path: Path, operators: int = 200_000) -> Path:
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out, offsets = bytearray(b"%PDF-1.7\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
-    return path
+    return write_raw_pdf(path, objects)
 
 
 @pytest.mark.timeout(180)

@@ -20,6 +20,7 @@ import shutil
 import signal
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -200,19 +201,11 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
     keeps = [np.ones(len(s), dtype=bool) if live is None else live for s, live, _ in sources]
     total = sum(int(np.count_nonzero(k)) for k in keeps)
     np.save(path / IDS_FILE, np.concatenate([np.asarray(s.chunk_ids)[k] for (s, _, _), k in zip(sources, keeps)]))
-    vectors = np.lib.format.open_memmap(path / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(total, dimension))
-    row = 0
-    for (segment, _, _), keep in zip(sources, keeps):
-        held = np.flatnonzero(keep)
-        for start in range(0, len(held), _COPY_BLOCK):
-            block = held[start:start + _COPY_BLOCK]
-            vectors[row:row + len(block)] = segment.vectors[block]
-            row += len(block)
-    vectors.flush()
-    del vectors
+    _copy_rows(path / VECTORS_FILE, [(s.vectors, np.flatnonzero(k)) for (s, _, _), k in zip(sources, keeps)],
+               total, dimension, np.float32)
     _index_vectors(path)
     db = _new_database(path / META_FILE)
-    sentence_rows: list[tuple[Segment, list[int]]] = []  # rows kept from each source, in order
+    sentence_rows: list[tuple[np.ndarray, list[int]]] = []  # rows kept from each source, in order
     sentence_count = 0
     for n, (segment, _, deleted) in enumerate(sources):
         db.execute("ATTACH DATABASE ? AS source", (str(segment.path / META_FILE),))
@@ -226,29 +219,30 @@ def _merge(path: Path, sources: list[tuple[Segment, np.ndarray | None, tuple[str
                           "WHERE doc_id NOT IN gone ORDER BY row").fetchall()
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)",
                        [(d, s, e, sentence_count + i) for i, (d, s, e, _) in enumerate(kept)])
-        sentence_rows.append((segment, [r[3] for r in kept]))
+        sentence_rows.append((segment.sentences, [r[3] for r in kept]))
         sentence_count += len(kept)
         db.commit()
         db.execute("DROP TABLE gone")
         db.execute("DETACH DATABASE source")
     db.close()
-    _copy_rows(path / SENTENCES_FILE, sentence_rows, sentence_count, dimension)
+    _copy_rows(path / SENTENCES_FILE, sentence_rows, sentence_count, dimension, np.float16)
     LexicalIndex.merged([(s.lexical, k) for (s, _, _), k in zip(sources, keeps)]).save(path / LEXICAL_DIR)
     return _seal(path, total, dimension)
 
 
-def _copy_rows(path: Path, sources: list[tuple[Segment, list[int]]], total: int, dimension: int) -> None:
-    """The given sentence-vector rows of each source, in order, into one new file, block by
-    block: a merge never holds all the sentence vectors of a size class in memory."""
+def _copy_rows(path: Path, sources: list[tuple[np.ndarray, Sequence[int]]], total: int, dimension: int,
+               dtype: type) -> None:
+    """The given rows of each source array (chunk or sentence vectors), in order, into one new
+    file, block by block: a merge never holds all the vectors of a size class in memory."""
     if not total:
-        np.save(path, np.zeros((0, dimension), np.float16))
+        np.save(path, np.zeros((0, dimension), dtype))
         return
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(total, dimension))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(total, dimension))
     row = 0
-    for segment, rows in sources:
+    for array, rows in sources:
         for start in range(0, len(rows), _COPY_BLOCK):
             block = rows[start:start + _COPY_BLOCK]
-            out[row:row + len(block)] = segment.sentences[block]
+            out[row:row + len(block)] = array[block]
             row += len(block)
     out.flush()
     del out

@@ -12,7 +12,7 @@ import pypdfium2
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import ANSWER_MS, FIXTURES, PDF_QUOTE, REPO
+from tests.web.conftest import ANSWER_MS, PDF_QUOTE, REPO
 
 QUESTION = "#question textarea"
 BOT = "#chatbot [data-testid='bot']"
