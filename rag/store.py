@@ -213,17 +213,19 @@ class Snapshot:
         records = {}
         for n in np.unique(segments[found]):
             ids = [int(c) for c in np.asarray(chunk_ids, dtype=np.int64)[found & (segments == n)]]
-            rows = self._segments[n].query(
-                "SELECT c.chunk_id, c.doc_id, d.title, substr(d.text, c.start + 1, c.end - c.start), "
-                "c.start, c.end, d.page_starts FROM chunks c JOIN documents d USING (doc_id) "
-                f"WHERE c.chunk_id IN ({','.join('?' * len(ids))})", tuple(ids))
-            pages: dict[str, list[int]] = {}  # page starts parsed once per document
-            records.update({
-                row[0]: ChunkRecord(row[0], row[1], row[2], row[3], row[4], row[5],
-                                    page_at(pages[row[6]] if row[6] in pages
-                                            else pages.setdefault(row[6], json.loads(row[6])), row[4]))
-                for row in rows
-            })
+            segment = self._segments[n]
+            rows = segment.query("SELECT chunk_id, doc_id, start, end FROM chunks "
+                                 f"WHERE chunk_id IN ({','.join('?' * len(ids))})", tuple(ids))
+            # Each document's text is read once and sliced here: SQLite's substr() walks a text
+            # from its first character, so one per chunk re-read long documents k times.
+            doc_ids = list({row[1] for row in rows})
+            documents = {doc_id: (title, text, json.loads(page_starts)) for doc_id, title, text, page_starts
+                         in segment.query("SELECT doc_id, title, text, page_starts FROM documents "
+                                          f"WHERE doc_id IN ({','.join('?' * len(doc_ids))})", tuple(doc_ids))}
+            for chunk_id, doc_id, start, end in rows:
+                title, text, page_starts = documents[doc_id]
+                records[chunk_id] = ChunkRecord(chunk_id, doc_id, title, text[start:end], start, end,
+                                                page_at(page_starts, start))
         return records
 
     def _segment_holding(self, doc_id: str) -> Segment | None:
