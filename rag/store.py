@@ -257,7 +257,6 @@ class Snapshot:
                     infos.append(DocumentInfo(doc_id, title, chunks, len(json.loads(starts)) or None, indexed_at))
         return sorted(infos, key=lambda info: info.doc_id)
 
-
     def document_page(self, search: str, offset: int, limit: int) -> DocumentListing:
         """A page of documents, filtered in SQLite: only the doc_ids that match are read from
         each segment (in doc_id order, from its primary key), and only the page's rows in full."""
