@@ -35,8 +35,8 @@ def test_spelling_is_corrected_but_real_words_and_short_words_stay():
 
 
 def test_rare_unknown_words_weigh_more_than_everyday_ones():
-    everyday = unknown_share("Who leads Colombia now?", VOCABULARY, weighted=True)
-    subject = unknown_share("What does a blockchain do for Colombia?", VOCABULARY, weighted=True)
+    everyday = unknown_share("Who leads Colombia now?", VOCABULARY)
+    subject = unknown_share("What does a blockchain do for Colombia?", VOCABULARY)
     assert subject > everyday
     assert unknown_share("Colombia ambassador", VOCABULARY) == 0.0
 

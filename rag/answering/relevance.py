@@ -84,7 +84,7 @@ def features(question: str, evidence: Sequence[Evidence], passages: Sequence[Pas
         sentence_overlap=best.overlap,
         passage_similarity=max((p.similarity for p in passages), default=0.0),
         margin=best.score - median,
-        unknown_rare_terms=unknown_share(question, vocabulary, weighted=True),
+        unknown_rare_terms=unknown_share(question, vocabulary),
         type_missing=kind_missing,
         numbers_missing=_numbers_missing(question, passages[best.passage_rank].text),
         coverage=len(best.covered) / len(terms) if terms else 0.0,
@@ -99,17 +99,14 @@ def _numbers_missing(question: str, passage: str) -> float:
     return sum(n not in held for n in numbers) / len(numbers)
 
 
-def unknown_share(question: str, vocabulary: Vocabulary, *, weighted: bool = False) -> float:
-    """Share of the question's content words that no document holds, even allowing one typo;
-    ``weighted``: each counted by its rarity in English, so "now" or "leads" (a paraphrase's
-    everyday words) weigh little beside "blockchain" or "salary" (a subject the corpus lacks)."""
+def unknown_share(question: str, vocabulary: Vocabulary) -> float:
+    """Share of the question's content words that no document holds, even allowing one typo, each
+    counted by its rarity in English, so "now" or "leads" (a paraphrase's everyday words) weigh
+    little beside "blockchain" or "salary" (a subject the corpus lacks)."""
     content = [w for w in words(question) if is_content(w)]
     if not content:
         return 0.0
-    unknown = [w for w in content if vocabulary.match(w) is None]
-    if weighted:
-        return sum(rarity(w) for w in unknown) / len(content)
-    return len(unknown) / len(content)
+    return sum(rarity(w) for w in content if vocabulary.match(w) is None) / len(content)
 
 
 def rarity(word: str) -> float:
