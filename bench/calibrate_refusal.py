@@ -145,7 +145,8 @@ def main() -> None:
         accuracy = np.mean([balanced(predict(rows[n][0], fitted), rows[n][2], t) for n in fit_names])
         outside = np.concatenate([predict(rows[n][0], fitted)[rows[n][4]] for n in fit_names])
         print(f"  {t:.3f}: {accuracy:.3f}  out-of-corpus refused {(outside < t).mean():.3f}")
-    (WORK / "calibration.json").write_text(json.dumps({"naive_cosine_threshold": naive_threshold}))
+    if not args.fit_second:  # the baseline answer_bench.py runs is fitted on the fit sets only
+        (WORK / "calibration.json").write_text(json.dumps({"naive_cosine_threshold": naive_threshold}))
 
 
 if __name__ == "__main__":
