@@ -50,7 +50,7 @@ from rag.answering.evidence import rank_evidence  # noqa: E402
 from rag.retriever import get_retriever  # noqa: E402
 from rag.types import Answer, Citation  # noqa: E402
 
-MAIN_COMMIT = "16dc953"
+MAIN_COMMIT = "08c302d"
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 OUT_OF_CORPUS = {"absent", "off-topic"}
 

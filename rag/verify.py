@@ -211,16 +211,25 @@ def _within(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
 
 def _tidy(text: str, quotes: list[str]) -> str:
     """Whitespace left behind by removals, tidied outside the quotes, which stay as they are."""
-    if quotes:
-        pattern = re.compile("|".join(re.escape(q) for q in sorted(set(quotes), key=len, reverse=True)))
-        pieces, position = [], 0
-        for match in pattern.finditer(text):
-            pieces += [_tidy_plain(text[position : match.start()]), match.group(0)]
-            position = match.end()
-        text = "".join(pieces + [_tidy_plain(text[position:])])
-    else:
-        text = _tidy_plain(text)
-    return text.strip()
+    pieces, position = [], 0
+    for start, end in _quotes_in_order(text, quotes):
+        pieces += [_tidy_plain(text[position:start]), text[start:end]]
+        position = end
+    return "".join(pieces + [_tidy_plain(text[position:])]).strip()
+
+
+def _quotes_in_order(text: str, quotes: list[str]) -> Iterable[tuple[int, int]]:
+    """Where the quotes stand in ``text``, left to right without overlap, the longest where two
+    start together (str.find: a pattern made of each answer's quotes cost a compile, ~1 ms)."""
+    quotes = [q for q in set(quotes) if q]
+    position = 0
+    while quotes:
+        found = [(at, -len(q)) for q in quotes if (at := text.find(q, position)) >= 0]
+        if not found:
+            return
+        start, negative_length = min(found)
+        yield start, start - negative_length
+        position = start - negative_length
 
 
 def _tidy_plain(text: str) -> str:

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from rag.types import Citation, Document
-from rag.verify import is_verbatim, locate_quote, reconcile
+from rag.verify import _tidy, is_verbatim, locate_quote, reconcile
 
 TEXT = (
     "Colombia signed trade agreements in 1988. Exports reached $139 million by 2022.\n"
@@ -150,3 +150,9 @@ def test_apostrophes_are_not_quotes_and_labels_may_hold_quotation_marks():
     draft = f'According to *The "Quiet" Harbour*, "{good.quote}" [1] and Israel’s reply.'
     text, citations = reconcile(draft, [good], lambda doc_id: document, literal=['*The "Quiet" Harbour*'])
     assert text == draft and citations
+
+
+def test_tidying_leaves_every_quote_as_written_and_the_longest_where_two_start_together():
+    text = 'Both  say "x  y" [1]  , and "x  y z" [2]   too .'
+    assert _tidy(text, ["x  y", "x  y z"]) == 'Both say "x  y" [1], and "x  y z" [2] too.'
+    assert _tidy("  plain   text .  ", []) == "plain text."

@@ -56,10 +56,10 @@ class Features:
 
 # Fitted by bench/calibrate_refusal.py (logistic regression on standardised features; the
 # run and the data are in bench/README.md). Order: as the fields of Features.
-FEATURE_MEANS = (0.4697, 0.3867, 0.4543, 0.3255, 0.0909, 0.029, 0.096, 0.428)
-FEATURE_SCALES = (0.2117, 0.2821, 0.2142, 0.2017, 0.1407, 0.1677, 0.2907, 0.2837)
-COEFFICIENTS = (0.4395, 0.3835, 0.3913, 0.432, -0.2971, -0.1262, -0.1791, 0.313)
-INTERCEPT = -0.0848
+FEATURE_MEANS = (0.4695, 0.3881, 0.4541, 0.3282, 0.0909, 0.029, 0.0945, 0.4297)
+FEATURE_SCALES = (0.2119, 0.2812, 0.214, 0.2009, 0.1407, 0.1677, 0.2886, 0.2827)
+COEFFICIENTS = (0.4428, 0.381, 0.3945, 0.4279, -0.2982, -0.1247, -0.1852, 0.31)
+INTERCEPT = -0.0864
 
 
 def probability(features: Features) -> float:
