@@ -42,7 +42,8 @@ class LexicalScores:
             return []
         rows = np.argpartition(-self._scores, k - 1)[:k]
         rows = rows[np.argsort(-self._scores[rows], kind="stable")]
-        return [(int(self._chunk_ids[r]), float(self._scores[r])) for r in rows if self._scores[r] > 0]
+        rows = rows[self._scores[rows] > 0]
+        return list(zip(self._chunk_ids[rows].tolist(), self._scores[rows].tolist()))
 
     def of(self, chunk_ids: list[int]) -> list[float]:
         """Scores of the given chunks (0 for ids the index does not hold)."""

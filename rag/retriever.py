@@ -113,24 +113,34 @@ class _Places:
 
     def add(self, record: ChunkRecord, score: float) -> bool:
         """Place ``record``; False once it would need a (k + 1)th place: the walk is over."""
-        same_doc = self._by_doc.get(record.doc_id, [])
-        place = next((entry for entry in same_doc if _overlaps(entry[0], record)), None)
-        if place is None:
-            lead = self._lead(record.text)
-            if self._is_copy(lead, record.text):
-                return True
-            if len(self.chosen) == self.k:
-                return False
-            entry = [record, score, 1]
-            self.chosen.append(entry)
-            self._by_doc.setdefault(record.doc_id, []).append(entry)
-            self._texts.setdefault(lead, []).append(record.text)
-        elif place[2] < MERGED_CHUNKS:
+        same_doc = self._by_doc.get(record.doc_id)
+        if same_doc is not None:
+            for place in same_doc:  # the first place it overlaps, if any
+                if place[0].end > record.start and record.end > place[0].start:
+                    self._widen(place, record, same_doc)
+                    return True
+        lead = self._lead(record.text)
+        if self._is_copy(lead, record.text):
+            return True
+        if len(self.chosen) == self.k:
+            return False
+        entry = [record, score, 1]
+        self.chosen.append(entry)
+        if same_doc is None:
+            self._by_doc[record.doc_id] = [entry]
+        else:
+            same_doc.append(entry)
+        self._texts.setdefault(lead, []).append(record.text)
+        return True
+
+    def _widen(self, place: list, record: ChunkRecord, same_doc: list[list]) -> None:
+        """Merge ``record`` into the place it overlaps, unless the place holds enough chunks or
+        would then overlap another place of the document."""
+        if place[2] < MERGED_CHUNKS:
             widened = _merged(place[0], record)
             if not any(_overlaps(entry[0], widened) for entry in same_doc if entry is not place):
                 place[0], place[2] = widened, place[2] + 1
                 self._texts.setdefault(self._lead(record.text), []).append(record.text)
-        return True
 
     def _is_copy(self, lead: str, text: str) -> bool:
         """The same text as a placed chunk (of another document: overlaps were checked first)."""
@@ -138,7 +148,7 @@ class _Places:
         return bool(shown) and _spaced(text) in {_spaced(t) for t in shown}
 
     def _lead(self, text: str) -> str:
-        return " ".join(text[: 40 * self._LEAD_WORDS].split()[: self._LEAD_WORDS]).casefold()
+        return " ".join(text.split(None, self._LEAD_WORDS)[: self._LEAD_WORDS]).casefold()
 
 
 class _Cosines:
@@ -288,8 +298,9 @@ class Retriever:
 
 
 def _next_batch(k: int, found: int, read: int) -> int:
-    """How many ranked chunks to read next: k at first, then twice the places still missing."""
-    return max(_BATCH, k if read == 0 else 2 * (k - found))
+    """How many ranked chunks to read next: 2k at first (what 9 walks in 10 need, measured on
+    both sets), then twice the places still missing."""
+    return max(_BATCH, 2 * k if read == 0 else 2 * (k - found))
 
 
 def _check_k(k) -> None:

@@ -185,11 +185,21 @@ class Snapshot:
         return {c: stored[c] for c in chunk_ids if c in stored}
 
     def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised)."""
-        stored = self.vectors(chunk_ids)
-        if not stored:
+        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised): the
+        rows gathered per segment in file order, then one product in the order asked."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        _, first = np.unique(ids, return_index=True)
+        ids = ids[np.sort(first)]
+        found, segments, rows = self._locate(ids)
+        ids = ids[found]
+        if not len(ids):
             return {}
-        return dict(zip(stored, (np.vstack(list(stored.values())) @ vector).tolist()))
+        block = np.empty((len(ids), self.manifest.dimension), dtype=np.float32)
+        for n in np.unique(segments[found]).tolist():
+            mine = np.flatnonzero(segments[found] == n)
+            order = mine[np.argsort(rows[found][mine])]
+            block[order] = self._segments[n].vectors[rows[found][order]]
+        return dict(zip(ids.tolist(), (block @ vector).tolist()))
 
     def sentence_vectors(self, places: list[Place]) -> dict[Place, np.ndarray]:
         """The stored vector of each sentence place that has one."""
@@ -209,24 +219,27 @@ class Snapshot:
         return self.lexical.scores(query)
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, ChunkRecord]:
-        found, segments, _ = self._locate(chunk_ids)
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        found, segments, rows = self._locate(ids)
         records = {}
-        for n in np.unique(segments[found]):
-            ids = [int(c) for c in np.asarray(chunk_ids, dtype=np.int64)[found & (segments == n)]]
+        for n in np.unique(segments[found]).tolist():
+            mine = found & (segments == n)
             segment = self._segments[n]
-            rows = segment.query("SELECT chunk_id, doc_id, start, end FROM chunks "
-                                 f"WHERE chunk_id IN ({','.join('?' * len(ids))})", tuple(ids))
-            # Each document's text is read once and sliced here: SQLite's substr() walks a text
-            # from its first character, so one per chunk re-read long documents k times.
-            doc_ids = list({row[1] for row in rows})
-            documents = {doc_id: (title, text, json.loads(page_starts)) for doc_id, title, text, page_starts
-                         in segment.query("SELECT doc_id, title, text, page_starts FROM documents "
-                                          f"WHERE doc_id IN ({','.join('?' * len(doc_ids))})", tuple(doc_ids))}
-            for chunk_id, doc_id, start, end in rows:
-                title, text, page_starts = documents[doc_id]
+            spans, rows_n = segment.chunk_spans(), rows[mine]
+            documents = spans.documents[rows_n]
+            # Each document's text is read once (by rowid) and sliced here: SQLite's substr()
+            # walks a text from its first character, so one per chunk re-read long documents.
+            wanted = np.unique(documents).tolist()
+            texts = {rowid: (doc_id, title, text, () if page_starts == "[]" else json.loads(page_starts))
+                     for rowid, doc_id, title, text, page_starts in segment.query(
+                         "SELECT rowid, doc_id, title, text, page_starts FROM documents "
+                         f"WHERE rowid IN ({','.join('?' * len(wanted))})", tuple(wanted))}
+            for chunk_id, start, end, rowid in zip(ids[mine].tolist(), spans.starts[rows_n].tolist(),
+                                                   spans.ends[rows_n].tolist(), documents.tolist()):
+                doc_id, title, text, page_starts = texts[rowid]
                 records[chunk_id] = ChunkRecord(chunk_id, doc_id, title, text[start:end], start, end,
-                                                page_at(page_starts, start))
-        return records
+                                                page_at(page_starts, start) if page_starts else None)
+        return {c: records[c] for c in chunk_ids if c in records}
 
     def _segment_holding(self, doc_id: str) -> Segment | None:
         """The one segment where the document is live (newer segments replace older ones)."""
