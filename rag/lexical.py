@@ -64,9 +64,11 @@ def _ascending(chunk_ids) -> np.ndarray:
 
 
 def mapped(path: Path) -> np.ndarray:
-    """A stored array, memory-mapped (an empty one cannot be, and needs no memory anyway)."""
+    """A stored array, memory-mapped (an empty one cannot be, and needs no memory anyway), as a
+    plain ndarray view: numpy's memmap subclass makes every slice and element read several
+    times slower, and queries take many small ones (postings, rows)."""
     array = np.load(path, mmap_mode="r")
-    return array if array.size else np.load(path)
+    return array.view(np.ndarray) if array.size else np.load(path)
 
 
 class _Postings:
