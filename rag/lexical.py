@@ -49,9 +49,9 @@ class LexicalScores:
         """Scores of the given chunks (0 for ids the index does not hold)."""
         if not len(self._chunk_ids):
             return [0.0] * len(chunk_ids)
-        rows = np.searchsorted(self._chunk_ids, chunk_ids)
-        rows = np.minimum(rows, len(self._chunk_ids) - 1)
-        found = self._chunk_ids[rows] == np.asarray(chunk_ids)
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self._chunk_ids, ids), len(self._chunk_ids) - 1)
+        found = self._chunk_ids[rows] == ids
         return np.where(found, self._scores[rows], 0.0).tolist()
 
 

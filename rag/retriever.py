@@ -60,21 +60,19 @@ def _fuse(
 
     A chunk missing from one list gets its true score there (looked up, not guessed). Each list's
     best is its first entry: both lists are exact top lists of their scorer."""
-    dense_ids = np.fromiter((c for c, _ in dense), dtype=np.int64, count=len(dense))
-    lexical_ids = np.fromiter((c for c, _ in lexical), dtype=np.int64, count=len(lexical))
-    only_lexical = lexical_ids[~np.isin(lexical_ids, dense_ids)]
-    candidates = np.concatenate([dense_ids, only_lexical])
-    if not len(candidates):
+    in_dense = {c for c, _ in dense}
+    only_lexical = [c for c, _ in lexical if c not in in_dense]
+    candidates = [c for c, _ in dense] + only_lexical
+    if not candidates:
         return []
-    dense_scores = np.fromiter((s for _, s in dense), dtype=np.float64, count=len(dense))
-    dense_scores = np.concatenate([dense_scores, np.asarray(dense_of(only_lexical.tolist()), dtype=np.float64)])
-    lexical_scores = np.asarray(lexical_of(candidates.tolist()), dtype=np.float64)
+    dense_scores = np.array([s for _, s in dense] + dense_of(only_lexical), dtype=np.float64)
+    lexical_scores = np.array(lexical_of(candidates), dtype=np.float64)
     dense_best = dense[0][1] if dense else DENSE_FLOOR
     lexical_best = lexical[0][1] if lexical else LEXICAL_FLOOR
     fused = (dense_weight * _normalised(dense_scores, dense_best, DENSE_FLOOR)
              + (1.0 - dense_weight) * _normalised(lexical_scores, lexical_best, LEXICAL_FLOOR))
     order = np.argsort(-fused, kind="stable")
-    return list(zip(candidates[order].tolist(), fused[order].tolist()))
+    return list(zip(np.array(candidates, dtype=np.int64)[order].tolist(), fused[order].tolist()))
 
 
 def _spaced(text: str) -> str:
