@@ -20,6 +20,8 @@ import heapq
 import json
 import logging
 import re
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from .index.base import DocumentListing, clamped_offset
 from .index.manifest import FIX, MANIFEST_FILE, Manifest
 from .index.segments import SEGMENTS_DIR, SOURCE_MAPS_TABLE, Segment
 from .lexical import LexicalIndex
+from .text import Vocabulary, WordCounts
 from .types import (
     ChunkRecord,
     Document,
@@ -241,6 +244,15 @@ class Snapshot:
                                                 page_at(page_starts, start) if page_starts else None)
         return {c: records[c] for c in chunk_ids if c in records}
 
+    def vocabulary(self) -> Vocabulary:
+        """The surface words of this version's documents (texts and titles): each segment's
+        counted once per process (versions share segments), less those of the documents deleted
+        from them since, so a new version reads only its new segments' and deleted documents'
+        texts."""
+        removed = WordCounts(text for segment, deleted in zip(self._segments, self._deleted) if deleted
+                             for text in _texts_and_titles(segment, sorted(deleted)))
+        return Vocabulary(parts=[_segment_words(segment) for segment in self._segments], removed=removed)
+
     def _segment_holding(self, doc_id: str) -> Segment | None:
         """The one segment where the document is live (newer segments replace older ones)."""
         for segment, deleted in zip(reversed(self._segments), reversed(self._deleted)):
@@ -297,6 +309,40 @@ class Snapshot:
     def _live_documents(self) -> int:
         return sum(segment.query("SELECT count(*) FROM documents")[0][0] - len(deleted)
                    for segment, deleted in zip(self._segments, self._deleted))
+
+
+_words: "weakref.WeakKeyDictionary[Segment, WordCounts]" = weakref.WeakKeyDictionary()
+_words_lock = threading.Lock()
+_READ_AT_ONCE = 500
+
+
+def _segment_words(segment: Segment) -> WordCounts:
+    """The words of every document of ``segment``, counted on first use by this process."""
+    with _words_lock:
+        counted = _words.get(segment)
+        if counted is None:
+            counted = _words[segment] = WordCounts(_texts_and_titles(segment))
+        return counted
+
+
+def _texts_and_titles(segment: Segment, doc_ids: list[str] | None = None):
+    """Text and title of each document of ``segment`` (or of ``doc_ids``), a few hundred read at
+    a time: a large segment's texts are never all in memory at once."""
+    if doc_ids is not None:
+        for start in range(0, len(doc_ids), _READ_AT_ONCE):
+            wanted = tuple(doc_ids[start:start + _READ_AT_ONCE])
+            for title, text in segment.query("SELECT title, text FROM documents "
+                                             f"WHERE doc_id IN ({','.join('?' * len(wanted))})", wanted):
+                yield text
+                yield title
+        return
+    last = 0
+    while rows := segment.query("SELECT rowid, title, text FROM documents WHERE rowid > ? "
+                                "ORDER BY rowid LIMIT ?", (last, _READ_AT_ONCE)):
+        for _, title, text in rows:
+            yield text
+            yield title
+        last = rows[-1][0]
 
 
 def _versions_newest_first(index_dir: Path) -> list[str]:
