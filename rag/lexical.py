@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .text import correction, deletions, index_tokens
+from .text import NearWords, correction, index_tokens
 
 #: Anserini's BM25 parameters, not bm25s's 1.5 / 0.75: on 128-token chunks a lower k1 (term
 #: counts saturate sooner) and b (less length penalty) rank better, alone and fused, on both sets
@@ -42,15 +42,16 @@ class LexicalScores:
             return []
         rows = np.argpartition(-self._scores, k - 1)[:k]
         rows = rows[np.argsort(-self._scores[rows], kind="stable")]
-        return [(int(self._chunk_ids[r]), float(self._scores[r])) for r in rows if self._scores[r] > 0]
+        rows = rows[self._scores[rows] > 0]
+        return list(zip(self._chunk_ids[rows].tolist(), self._scores[rows].tolist()))
 
     def of(self, chunk_ids: list[int]) -> list[float]:
         """Scores of the given chunks (0 for ids the index does not hold)."""
         if not len(self._chunk_ids):
             return [0.0] * len(chunk_ids)
-        rows = np.searchsorted(self._chunk_ids, chunk_ids)
-        rows = np.minimum(rows, len(self._chunk_ids) - 1)
-        found = self._chunk_ids[rows] == np.asarray(chunk_ids)
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self._chunk_ids, ids), len(self._chunk_ids) - 1)
+        found = self._chunk_ids[rows] == ids
         return np.where(found, self._scores[rows], 0.0).tolist()
 
 
@@ -63,9 +64,11 @@ def _ascending(chunk_ids) -> np.ndarray:
 
 
 def mapped(path: Path) -> np.ndarray:
-    """A stored array, memory-mapped (an empty one cannot be, and needs no memory anyway)."""
+    """A stored array, memory-mapped (an empty one cannot be, and needs no memory anyway), as a
+    plain ndarray view: numpy's memmap subclass makes every slice and element read several
+    times slower, and queries take many small ones (postings, rows)."""
     array = np.load(path, mmap_mode="r")
-    return array if array.size else np.load(path)
+    return array.view(np.ndarray) if array.size else np.load(path)
 
 
 class _Postings:
@@ -75,7 +78,7 @@ class _Postings:
         self.terms = terms
         self.indptr, self.rows, self.tf, self.lengths = indptr, rows, tf, lengths
         self._term_ids: dict[str, int] | None = None
-        self._by_deletion: dict[str, list[str]] | None = None
+        self._near_words: NearWords | None = None
 
     @property
     def term_ids(self) -> dict[str, int]:
@@ -84,17 +87,12 @@ class _Postings:
             self._term_ids = {term: i for i, term in enumerate(self.terms)}
         return self._term_ids
 
-    def by_deletion(self) -> dict[str, list[str]]:
-        """Each of :func:`deletions` of this part's terms (of four letters or more), and each
-        such term itself, mapped to the terms it comes from; built once per stored segment."""
-        if self._by_deletion is None:
-            by_deletion: dict[str, list[str]] = {}
-            for known in self.terms:
-                if len(known) >= 4:
-                    for variant in deletions(known) | {known}:
-                        by_deletion.setdefault(variant, []).append(known)
-            self._by_deletion = by_deletion
-        return self._by_deletion
+    def near_words(self) -> NearWords:
+        """The spelling matcher over this part's terms (of four letters or more), built once per
+        stored segment."""
+        if self._near_words is None:
+            self._near_words = NearWords(self.terms, 4)
+        return self._near_words
 
     @classmethod
     def from_tokens(cls, tokens: list[list[str]]) -> "_Postings":
@@ -162,18 +160,6 @@ class _LiveFrequency(Mapping):
 
     def __len__(self) -> int:
         return len(self._index.vocabulary())
-
-
-class _NearTerms:
-    """The deletion map of a version's live terms, read from each segment's own map (built once
-    per segment) and kept to the terms some live chunk holds."""
-
-    def __init__(self, index: "LexicalIndex"):
-        self._index = index
-
-    def get(self, variant: str, default=()) -> list[str]:
-        near = {t for postings, _, _ in self._index._parts for t in postings.by_deletion().get(variant, ())}
-        return [t for t in near if t in self._index._frequency] or list(default)
 
 
 class LexicalIndex:
@@ -332,7 +318,9 @@ class LexicalIndex:
         return LexicalScores(self._chunk_ids, scores)
 
     def _correction(self, term: str) -> str | None:
-        return correction(term, _NearTerms(self), self._frequency)
+        """From each segment's own matcher, counted over the live chunks of all of them."""
+        return correction(term, [postings.near_words() for postings, _, _ in self._parts],
+                          lambda known: self._frequency.get(known, 0))
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(chunk_id, BM25 score) best first; only chunks sharing at least one term with the query."""

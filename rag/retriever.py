@@ -16,8 +16,8 @@ documents, carry that best passage, and count documents, not chunks.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,21 +60,19 @@ def _fuse(
 
     A chunk missing from one list gets its true score there (looked up, not guessed). Each list's
     best is its first entry: both lists are exact top lists of their scorer."""
-    dense_ids = np.fromiter((c for c, _ in dense), dtype=np.int64, count=len(dense))
-    lexical_ids = np.fromiter((c for c, _ in lexical), dtype=np.int64, count=len(lexical))
-    only_lexical = lexical_ids[~np.isin(lexical_ids, dense_ids)]
-    candidates = np.concatenate([dense_ids, only_lexical])
-    if not len(candidates):
+    in_dense = {c for c, _ in dense}
+    only_lexical = [c for c, _ in lexical if c not in in_dense]
+    candidates = [c for c, _ in dense] + only_lexical
+    if not candidates:
         return []
-    dense_scores = np.fromiter((s for _, s in dense), dtype=np.float64, count=len(dense))
-    dense_scores = np.concatenate([dense_scores, np.asarray(dense_of(only_lexical.tolist()), dtype=np.float64)])
-    lexical_scores = np.asarray(lexical_of(candidates.tolist()), dtype=np.float64)
+    dense_scores = np.array([s for _, s in dense] + dense_of(only_lexical), dtype=np.float64)
+    lexical_scores = np.array(lexical_of(candidates), dtype=np.float64)
     dense_best = dense[0][1] if dense else DENSE_FLOOR
     lexical_best = lexical[0][1] if lexical else LEXICAL_FLOOR
     fused = (dense_weight * _normalised(dense_scores, dense_best, DENSE_FLOOR)
              + (1.0 - dense_weight) * _normalised(lexical_scores, lexical_best, LEXICAL_FLOOR))
     order = np.argsort(-fused, kind="stable")
-    return list(zip(candidates[order].tolist(), fused[order].tolist()))
+    return list(zip(np.array(candidates, dtype=np.int64)[order].tolist(), fused[order].tolist()))
 
 
 def _spaced(text: str) -> str:
@@ -93,44 +91,81 @@ def _merged(a: ChunkRecord, b: ChunkRecord) -> ChunkRecord:
         text = b.text[: a.start - b.start] + text
     if b.end > a.end:
         text = text + b.text[len(b.text) - (b.end - a.end):]
-    start = min(a.start, b.start)
     page = b.page if b.start < a.start else a.page
-    return replace(a, text=text, start=start, end=max(a.end, b.end), page=page)
+    return ChunkRecord(a.chunk_id, a.doc_id, a.title, text, min(a.start, b.start), max(a.end, b.end), page)
+
+
+class _DocumentPlaces:
+    """One document's places: spans that never overlap, in text order, so the places a chunk
+    overlaps are found by two binary searches however many the document has."""
+
+    __slots__ = ("starts", "ends", "entries")
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.entries: list[list] = []
+
+    def overlapping(self, record: ChunkRecord) -> list[list]:
+        """The places ``record`` overlaps, in text order."""
+        near = self.entries[bisect_right(self.ends, record.start):bisect_left(self.starts, record.end)]
+        return [entry for entry in near if _overlaps(entry[0], record)]
+
+    def add(self, entry: list) -> None:
+        at = bisect_left(self.starts, entry[0].start)
+        self.starts.insert(at, entry[0].start)
+        self.ends.insert(at, entry[0].end)
+        self.entries.insert(at, entry)
+
+    def widen(self, entry: list, widened: ChunkRecord) -> None:
+        at = bisect_left(self.starts, entry[0].start)
+        self.starts[at], self.ends[at] = widened.start, widened.end
+        entry[0] = widened
 
 
 class _Places:
     """The passages chosen so far, found by document and by text, so each chunk is placed in
-    constant time: merged into the passage it overlaps, dropped as a copy, or a new place."""
+    about constant time: merged into the passage it overlaps, dropped as a copy, or a new place."""
 
     #: Texts are compared first by their first few words, in full only when those agree.
     _LEAD_WORDS = 8
 
     def __init__(self, k: int):
         self.k = k
-        self.chosen: list[list] = []  # [record, score, chunks merged into it]
-        self._by_doc: dict[str, list[list]] = {}
+        self.chosen: list[list] = []  # [record, score, chunks merged into it, rank of the place]
+        self._by_doc: dict[str, _DocumentPlaces] = {}
         self._texts: dict[str, list[str]] = {}  # first words → placed chunks' texts
 
     def add(self, record: ChunkRecord, score: float) -> bool:
         """Place ``record``; False once it would need a (k + 1)th place: the walk is over."""
-        same_doc = self._by_doc.get(record.doc_id, [])
-        place = next((entry for entry in same_doc if _overlaps(entry[0], record)), None)
-        if place is None:
-            lead = self._lead(record.text)
-            if self._is_copy(lead, record.text):
+        same_doc = self._by_doc.get(record.doc_id)
+        if same_doc is not None:
+            overlapping = same_doc.overlapping(record)
+            if overlapping:  # merged into the first place chosen of those it overlaps, or dropped
+                self._widen(min(overlapping, key=lambda entry: entry[3]), record, same_doc)
                 return True
-            if len(self.chosen) == self.k:
-                return False
-            entry = [record, score, 1]
-            self.chosen.append(entry)
-            self._by_doc.setdefault(record.doc_id, []).append(entry)
-            self._texts.setdefault(lead, []).append(record.text)
-        elif place[2] < MERGED_CHUNKS:
-            widened = _merged(place[0], record)
-            if not any(_overlaps(entry[0], widened) for entry in same_doc if entry is not place):
-                place[0], place[2] = widened, place[2] + 1
-                self._texts.setdefault(self._lead(record.text), []).append(record.text)
+        lead = self._lead(record.text)
+        if self._is_copy(lead, record.text):
+            return True
+        if len(self.chosen) == self.k:
+            return False
+        entry = [record, score, 1, len(self.chosen)]
+        self.chosen.append(entry)
+        if same_doc is None:
+            same_doc = self._by_doc[record.doc_id] = _DocumentPlaces()
+        same_doc.add(entry)
+        self._texts.setdefault(lead, []).append(record.text)
         return True
+
+    def _widen(self, place: list, record: ChunkRecord, same_doc: _DocumentPlaces) -> None:
+        """Merge ``record`` into the place it overlaps, unless the place holds enough chunks or
+        would then overlap another place of the document."""
+        if place[2] < MERGED_CHUNKS:
+            widened = _merged(place[0], record)
+            if all(entry is place for entry in same_doc.overlapping(widened)):
+                same_doc.widen(place, widened)
+                place[2] += 1
+                self._texts.setdefault(self._lead(record.text), []).append(record.text)
 
     def _is_copy(self, lead: str, text: str) -> bool:
         """The same text as a placed chunk (of another document: overlaps were checked first)."""
@@ -138,7 +173,7 @@ class _Places:
         return bool(shown) and _spaced(text) in {_spaced(t) for t in shown}
 
     def _lead(self, text: str) -> str:
-        return " ".join(text[: 40 * self._LEAD_WORDS].split()[: self._LEAD_WORDS]).casefold()
+        return " ".join(text.split(None, self._LEAD_WORDS)[: self._LEAD_WORDS]).casefold()
 
 
 class _Cosines:
@@ -214,8 +249,8 @@ class Retriever:
             records = snapshot.chunks([chunk_id for chunk_id, _ in batch])
             if not all(places.add(records[chunk_id], score) for chunk_id, score in batch):
                 break
-        similarity = cosines.of([r.chunk_id for r, _, _ in places.chosen])
-        return [_passage(r, score, cosine) for (r, score, _), cosine in zip(places.chosen, similarity)]
+        similarity = cosines.of([entry[0].chunk_id for entry in places.chosen])
+        return [_passage(entry[0], entry[1], cosine) for entry, cosine in zip(places.chosen, similarity)]
 
     def search_documents(
         self, query: str, k: int = 5, *, mode: str | None = None, snapshot: Snapshot | None = None
@@ -288,8 +323,9 @@ class Retriever:
 
 
 def _next_batch(k: int, found: int, read: int) -> int:
-    """How many ranked chunks to read next: k at first, then twice the places still missing."""
-    return max(_BATCH, k if read == 0 else 2 * (k - found))
+    """How many ranked chunks to read next: 2k at first (what 9 walks in 10 need, measured on
+    both sets), then twice the places still missing."""
+    return max(_BATCH, 2 * k if read == 0 else 2 * (k - found))
 
 
 def _check_k(k) -> None:

@@ -20,6 +20,8 @@ import heapq
 import json
 import logging
 import re
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from .index.base import DocumentListing, clamped_offset
 from .index.manifest import FIX, MANIFEST_FILE, Manifest
 from .index.segments import SEGMENTS_DIR, SOURCE_MAPS_TABLE, Segment
 from .lexical import LexicalIndex
+from .text import Vocabulary, WordCounts
 from .types import (
     ChunkRecord,
     Document,
@@ -185,11 +188,21 @@ class Snapshot:
         return {c: stored[c] for c in chunk_ids if c in stored}
 
     def similarities(self, vector: np.ndarray, chunk_ids: list[int]) -> dict[int, float]:
-        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised)."""
-        stored = self.vectors(chunk_ids)
-        if not stored:
+        """Cosine similarity of ``vector`` to each given chunk (vectors are normalised): the
+        rows gathered per segment in file order, then one product in the order asked."""
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        _, first = np.unique(ids, return_index=True)
+        ids = ids[np.sort(first)]
+        found, segments, rows = self._locate(ids)
+        ids = ids[found]
+        if not len(ids):
             return {}
-        return dict(zip(stored, (np.vstack(list(stored.values())) @ vector).tolist()))
+        block = np.empty((len(ids), self.manifest.dimension), dtype=np.float32)
+        for n in np.unique(segments[found]).tolist():
+            mine = np.flatnonzero(segments[found] == n)
+            order = mine[np.argsort(rows[found][mine])]
+            block[order] = self._segments[n].vectors[rows[found][order]]
+        return dict(zip(ids.tolist(), (block @ vector).tolist()))
 
     def sentence_vectors(self, places: list[Place]) -> dict[Place, np.ndarray]:
         """The stored vector of each sentence place that has one."""
@@ -209,24 +222,36 @@ class Snapshot:
         return self.lexical.scores(query)
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, ChunkRecord]:
-        found, segments, _ = self._locate(chunk_ids)
+        ids = np.asarray(chunk_ids, dtype=np.int64)
+        found, segments, rows = self._locate(ids)
         records = {}
-        for n in np.unique(segments[found]):
-            ids = [int(c) for c in np.asarray(chunk_ids, dtype=np.int64)[found & (segments == n)]]
+        for n in np.unique(segments[found]).tolist():
+            mine = found & (segments == n)
             segment = self._segments[n]
-            rows = segment.query("SELECT chunk_id, doc_id, start, end FROM chunks "
-                                 f"WHERE chunk_id IN ({','.join('?' * len(ids))})", tuple(ids))
-            # Each document's text is read once and sliced here: SQLite's substr() walks a text
-            # from its first character, so one per chunk re-read long documents k times.
-            doc_ids = list({row[1] for row in rows})
-            documents = {doc_id: (title, text, json.loads(page_starts)) for doc_id, title, text, page_starts
-                         in segment.query("SELECT doc_id, title, text, page_starts FROM documents "
-                                          f"WHERE doc_id IN ({','.join('?' * len(doc_ids))})", tuple(doc_ids))}
-            for chunk_id, doc_id, start, end in rows:
-                title, text, page_starts = documents[doc_id]
+            spans, rows_n = segment.chunk_spans(), rows[mine]
+            documents = spans.documents[rows_n]
+            # Each document's text is read once (by rowid) and sliced here: SQLite's substr()
+            # walks a text from its first character, so one per chunk re-read long documents.
+            wanted = np.unique(documents).tolist()
+            texts = {rowid: (doc_id, title, text, () if page_starts == "[]" else json.loads(page_starts))
+                     for rowid, doc_id, title, text, page_starts in segment.query(
+                         "SELECT rowid, doc_id, title, text, page_starts FROM documents "
+                         f"WHERE rowid IN ({','.join('?' * len(wanted))})", tuple(wanted))}
+            for chunk_id, start, end, rowid in zip(ids[mine].tolist(), spans.starts[rows_n].tolist(),
+                                                   spans.ends[rows_n].tolist(), documents.tolist()):
+                doc_id, title, text, page_starts = texts[rowid]
                 records[chunk_id] = ChunkRecord(chunk_id, doc_id, title, text[start:end], start, end,
-                                                page_at(page_starts, start))
-        return records
+                                                page_at(page_starts, start) if page_starts else None)
+        return {c: records[c] for c in chunk_ids if c in records}
+
+    def vocabulary(self) -> Vocabulary:
+        """The surface words of this version's documents (texts and titles): each segment's
+        counted once per process (versions share segments), less those of the documents deleted
+        from them since, so a new version reads only its new segments' and deleted documents'
+        texts."""
+        removed = WordCounts(text for segment, deleted in zip(self._segments, self._deleted) if deleted
+                             for text in _texts_and_titles(segment, sorted(deleted)))
+        return Vocabulary(parts=[_segment_words(segment) for segment in self._segments], removed=removed)
 
     def _segment_holding(self, doc_id: str) -> Segment | None:
         """The one segment where the document is live (newer segments replace older ones)."""
@@ -284,6 +309,40 @@ class Snapshot:
     def _live_documents(self) -> int:
         return sum(segment.query("SELECT count(*) FROM documents")[0][0] - len(deleted)
                    for segment, deleted in zip(self._segments, self._deleted))
+
+
+_words: "weakref.WeakKeyDictionary[Segment, WordCounts]" = weakref.WeakKeyDictionary()
+_words_lock = threading.Lock()
+_READ_AT_ONCE = 500
+
+
+def _segment_words(segment: Segment) -> WordCounts:
+    """The words of every document of ``segment``, counted on first use by this process."""
+    with _words_lock:
+        counted = _words.get(segment)
+        if counted is None:
+            counted = _words[segment] = WordCounts(_texts_and_titles(segment))
+        return counted
+
+
+def _texts_and_titles(segment: Segment, doc_ids: list[str] | None = None):
+    """Text and title of each document of ``segment`` (or of ``doc_ids``), a few hundred read at
+    a time: a large segment's texts are never all in memory at once."""
+    if doc_ids is not None:
+        for start in range(0, len(doc_ids), _READ_AT_ONCE):
+            wanted = tuple(doc_ids[start:start + _READ_AT_ONCE])
+            for title, text in segment.query("SELECT title, text FROM documents "
+                                             f"WHERE doc_id IN ({','.join('?' * len(wanted))})", wanted):
+                yield text
+                yield title
+        return
+    last = 0
+    while rows := segment.query("SELECT rowid, title, text FROM documents WHERE rowid > ? "
+                                "ORDER BY rowid LIMIT ?", (last, _READ_AT_ONCE)):
+        for _, title, text in rows:
+            yield text
+            yield title
+        last = rows[-1][0]
 
 
 def _versions_newest_first(index_dir: Path) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable
 from functools import cache
 
 import Stemmer
@@ -77,19 +79,45 @@ def deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
-def correction(term: str, by_deletion: dict[str, list[str]], frequency: dict[str, int]) -> str | None:
-    """The most frequent known term one typo from ``term`` (an index term, as ``index_tokens``
-    makes them), or None. ``by_deletion`` maps each of :func:`deletions` of every known term, and
-    each known term itself, to the known terms it comes from. Terms shorter than five characters
-    are left alone: one letter changes too much of them."""
-    if len(term) < 5:
+class NearWords:
+    """Known words found by their one-character deletions: the one spelling matcher, built once
+    per set of known words (a segment's index terms, or its documents' surface words) and
+    asked across several such sets, so an index's versions share it segment by segment."""
+
+    def __init__(self, known: Iterable[str], shortest: int):
+        """Index every known word of at least ``shortest`` characters."""
+        self._by_deletion: dict[str, list[str]] = {}
+        for word in known:
+            if len(word) >= shortest:
+                for key in deletions(word) | {word}:
+                    self._by_deletion.setdefault(key, []).append(word)
+
+    def near(self, word: str) -> set[str]:
+        """Known words sharing ``word`` or one of its deletions: every word one typo away, and
+        some two (a letter changed at two places cannot be told apart from that here)."""
+        return {known for key in deletions(word) | {word} for known in self._by_deletion.get(key, ())}
+
+
+def respelling(word: str, matchers: Iterable[NearWords], frequency: Callable[[str], int], *,
+               shortest: int, one_edit: bool) -> str | None:
+    """The most frequent known word near ``word`` (ties: the alphabetically last), or None.
+
+    ``frequency`` is 0 for a word no longer known (only in deleted documents); words shorter than
+    ``shortest`` are left alone (one letter changes too much of them); ``one_edit`` keeps only
+    words within one edit that are not numbers."""
+    if len(word) < shortest:
         return None
-    near = set(by_deletion.get(term, ()))
-    for variant in deletions(term):
-        near.update(by_deletion.get(variant, ()))
-        if variant in frequency:
-            near.add(variant)
-    return max(near, key=lambda t: (frequency[t], t), default=None)
+    near = {known for matcher in matchers for known in matcher.near(word)}
+    if one_edit:
+        near = {known for known in near if within_one_edit(word, known) and not known.isdigit()}
+    scored = [(count, known) for known in near if (count := frequency(known)) > 0]
+    return max(scored)[1] if scored else None
+
+
+def correction(term: str, matchers: Iterable[NearWords], frequency: Callable[[str], int]) -> str | None:
+    """The most frequent live index term (as ``index_tokens`` makes them) one typo from
+    ``term``, or None; terms shorter than five characters are left alone."""
+    return respelling(term, matchers, frequency, shortest=5, one_edit=False)
 
 
 _english_counts = None
@@ -123,33 +151,57 @@ def within_one_edit(a: str, b: str) -> bool:
     return short[i:] == long[i + 1:]
 
 
+class WordCounts:
+    """How often each surface word of some texts occurs (folded; a hyphenated word also as its
+    parts: "mini-grids" holds "grids"), and each word's stem: the part of a vocabulary that one
+    segment's documents, or a version's deleted documents, contribute."""
+
+    def __init__(self, texts: Iterable[str] = ()):
+        self.words: Counter[str] = Counter()
+        for text in texts:
+            for word in words(fold(text)):
+                self.words.update({word, *word.split("-")} - {""})
+        self.stems: Counter[str] = Counter()
+        for word, count in self.words.items():
+            self.stems[stem(word)] += count
+        self._near: NearWords | None = None
+
+    def near_words(self) -> NearWords:
+        """Built on first use: the matcher over these words."""
+        if self._near is None:
+            self._near = NearWords(self.words, Vocabulary.MIN_FUZZY_LENGTH - 1)
+        return self._near
+
+
 class Vocabulary:
     """The words of a corpus, folded, with how often each occurs, for spelling-tolerant matching.
 
     A question word the corpus lacks may be a typo of one it has ("Columbia", "embassador"):
     :meth:`match` finds the most frequent corpus word within one edit. Short words are matched
-    exactly only, as one edit turns most of them into another real word.
+    exactly only, as one edit turns most of them into another real word. Made of parts (one per
+    index segment) less the words of documents deleted since, so a new index version reads only
+    its new segments' and deleted documents' texts.
     """
 
     #: Words shorter than this are never matched to a different word.
     MIN_FUZZY_LENGTH = 4
 
-    def __init__(self, texts):
-        self.counts: dict[str, int] = {}
-        for text in texts:
-            for word in words(fold(text)):
-                for part in {word, *word.split("-")} - {""}:  # "mini-grids" also holds "grids"
-                    self.counts[part] = self.counts.get(part, 0) + 1
-        self.stems = {stem(word) for word in self.counts}
-        self._by_deletion: dict[str, list[str]] = {}
-        for word in self.counts:
-            if len(word) >= self.MIN_FUZZY_LENGTH - 1:
-                for key in deletions(word) | {word}:
-                    self._by_deletion.setdefault(key, []).append(word)
+    def __init__(self, texts: Iterable[str] = (), *, parts: Iterable[WordCounts] = (),
+                 removed: WordCounts | None = None):
+        """The words of ``texts`` and of ``parts``, less those of ``removed``."""
+        self._parts = [*parts, WordCounts(texts)]
+        self._removed = removed or WordCounts()
+
+    def count(self, word: str) -> int:
+        """Occurrences of ``word`` (folded) in the corpus."""
+        return sum(part.words.get(word, 0) for part in self._parts) - self._removed.words.get(word, 0)
 
     def __contains__(self, word: str) -> bool:
         folded = fold(word)
-        return folded in self.counts or stem(folded) in self.stems
+        if self.count(folded) > 0:
+            return True
+        stemmed = stem(folded)
+        return sum(part.stems.get(stemmed, 0) for part in self._parts) > self._removed.stems.get(stemmed, 0)
 
     def match(self, word: str) -> str | None:
         """``word`` folded if the corpus has it (or its stem), else its likeliest spelling in the
@@ -157,8 +209,7 @@ class Vocabulary:
         folded = fold(word)
         if folded in self:
             return folded
-        if len(folded) < self.MIN_FUZZY_LENGTH or folded.isdigit():
+        if folded.isdigit():
             return None
-        candidates = {c for key in deletions(folded) | {folded} for c in self._by_deletion.get(key, ())}
-        close = [c for c in candidates if within_one_edit(folded, c) and not c.isdigit()]
-        return max(close, key=lambda c: (self.counts[c], c)) if close else None
+        return respelling(folded, [part.near_words() for part in self._parts], self.count,
+                          shortest=self.MIN_FUZZY_LENGTH, one_edit=True)

@@ -6,7 +6,8 @@ import pytest
 
 from rag import build_index, retrieve
 from rag.config import load_settings
-from rag.retriever import CANDIDATES, _fuse
+from rag.retriever import CANDIDATES, _fuse, _Places
+from rag.types import ChunkRecord
 
 ARTICLES = {
     "bakery.md": "# The corner bakery\n\nThe bakery on Mill Street opened before dawn every day. Its "
@@ -114,6 +115,28 @@ def test_overlapping_chunks_are_merged_into_one_passage(tmp_path):
     merged = glacier[0]
     assert text[merged.start:merged.end] == merged.text
     assert sentences[1] in merged.text and sentences[2] in merged.text
+
+
+def test_places_of_one_document_widen_but_never_overlap():
+    """Placing in score order among many places of one document: a chunk widens the one place it
+    overlaps (to the document's text over both), a place holds two chunks at most, and a chunk
+    overlapping two places is dropped rather than joining them."""
+    text = "".join(f"s{i:03d} " for i in range(100))
+
+    def chunk(chunk_id, start, end):
+        return ChunkRecord(chunk_id, "doc", "Doc", text[start:end], start, end, None)
+
+    places = _Places(k=12)
+    for n in range(10):  # places [0, 8), [12, 20), [24, 32), ... [108, 116)
+        assert places.add(chunk(n, 12 * n, 12 * n + 8), 1.0 - n / 100)
+    assert places.add(chunk(20, 44, 52), 0.5)  # overlaps [48, 56) only: widens it to [44, 56)
+    assert places.add(chunk(21, 54, 58), 0.4)  # overlaps [44, 56), which holds two chunks already
+    assert places.add(chunk(22, 30, 40), 0.3)  # overlaps [24, 32) and [36, 44): dropped
+    spans = [(r.start, r.end) for r, *_ in places.chosen]
+    assert spans == [(12 * n, 12 * n + 8) if n != 4 else (44, 56) for n in range(10)]
+    assert all(r.text == text[r.start:r.end] for r, *_ in places.chosen)
+    assert places.add(chunk(23, 200, 204), 0.2) and places.add(chunk(24, 300, 304), 0.1)
+    assert not places.add(chunk(25, 400, 404), 0.05)  # a thirteenth place: the walk is over
 
 
 def test_fused_scores_do_not_depend_on_the_number_of_candidates():

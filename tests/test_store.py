@@ -281,3 +281,35 @@ def test_document_pages_come_from_the_store_across_segments_and_deletions(tmp_pa
         assert listing.matching == len(expected) and listing.total == len(everything) == 8
         assert listing.documents == expected[listing.offset:listing.offset + limit]
         assert listing.offset == (min(offset, (len(expected) - 1) // limit * limit) if expected else 0)
+
+
+def test_a_new_version_counts_the_words_of_its_new_segments_only(tmp_path, monkeypatch):
+    """The vocabulary answers check spelling against is counted per segment, once per process:
+    after a commit only the new segment's and the deleted documents' texts are read, and the
+    result is the vocabulary of the live documents."""
+    import rag.store as store
+    from rag.text import Vocabulary
+
+    corpus = _corpus(tmp_path / "corpus", ARTICLES)
+    index = tmp_path / "index"
+    build_index(corpus, index)
+    first = open_snapshot(index)
+    first.vocabulary()
+    (corpus / "bees.md").write_text("# Honeybees\n\nWorker bees perform a waggle dance near the hive.")
+    (corpus / "tides.txt").write_text("Tides\nThe harbour tide table lists spring tides.")
+    build_index(corpus, index)
+    second = open_snapshot(index)
+    read = []
+    texts_and_titles = store._texts_and_titles
+    monkeypatch.setattr(store, "_texts_and_titles", lambda segment, doc_ids=None: read.append(
+        (segment.path.name, doc_ids)) or texts_and_titles(segment, doc_ids))
+    vocabulary = second.vocabulary()
+    old_segment = first.manifest.segments[0].name
+    assert (old_segment, None) not in read, "the shared segment was read again"
+    assert (old_segment, ["bees.md"]) in read  # the replaced document's old text, to subtract
+    documents = second.documents()
+    live = Vocabulary([second.document(d.doc_id).text for d in documents] + [d.title for d in documents])
+    for word in ("honeybee", "colony", "waggle", "harbour", "tides", "Eyjafjallajokull", "celsius",
+                 "hive", "dancee", "wintr", "flihgts"):
+        assert (vocabulary.match(word), word in vocabulary) == (live.match(word), word in live), word
+    assert vocabulary.match("colony") is None  # only in the replaced text

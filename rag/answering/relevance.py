@@ -149,12 +149,20 @@ _vocabularies_lock = threading.Lock()
 
 
 def vocabulary_of(snapshot: IndexReader) -> Vocabulary:
-    """The words of every document of one index version, built once per version."""
+    """The words of every document of one index version, built once per version: from the
+    reader's per-segment counts where it keeps them (the local index, where a new version costs
+    only its new segments and deleted documents), else from every document's text. Built
+    outside the lock, so questions on a version already counted never wait for another."""
     with _vocabularies_lock:
         vocabulary = _vocabularies.get(snapshot)
-        if vocabulary is None:
-            texts = (snapshot.document(info.doc_id).text for info in snapshot.documents())
-            titles = (info.title for info in snapshot.documents())
-            vocabulary = Vocabulary(list(texts) + list(titles))
-            _vocabularies[snapshot] = vocabulary
-        return vocabulary
+    if vocabulary is None:
+        by_segment = getattr(snapshot, "vocabulary", None)
+        if by_segment is not None:
+            vocabulary = by_segment()
+        else:
+            infos = snapshot.documents()
+            vocabulary = Vocabulary([snapshot.document(info.doc_id).text for info in infos]
+                                    + [info.title for info in infos])
+        with _vocabularies_lock:
+            vocabulary = _vocabularies.setdefault(snapshot, vocabulary)
+    return vocabulary

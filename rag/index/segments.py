@@ -20,6 +20,7 @@ import json
 import sqlite3
 import threading
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
@@ -101,6 +102,16 @@ def _check_file(path: Path, expected: dict, verify: bool) -> None:
         _verified.add(identity)
 
 
+@dataclass(frozen=True)
+class ChunkSpans:
+    """Per row of a segment: its chunk's start and end in its document's text, and the rowid of
+    that document in ``meta.sqlite``."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    documents: np.ndarray
+
+
 class Segment:
     """A segment's rows: chunk ids, vectors, sentence vectors, lexical postings and metadata."""
 
@@ -127,6 +138,8 @@ class Segment:
         self._db = sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
         self._db.create_function("casefold", 1, str.casefold, deterministic=True)
         self._db_lock = threading.Lock()
+        self._spans: ChunkSpans | None = None
+        self._spans_lock = threading.Lock()
         if not (len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]) or (
                 self.ann is not None and len(self.ann) != len(self.vectors)):
             raise IndexCorruptError(f"{path} is inconsistent: {len(self.vectors)} vectors for "
@@ -174,6 +187,21 @@ class Segment:
             return np.full(len(ids), -1, dtype=np.int64)
         rows = np.minimum(np.searchsorted(self.chunk_ids, ids), len(self.chunk_ids) - 1)
         return np.where(self.chunk_ids[rows] == ids, rows, -1)
+
+    def chunk_spans(self) -> "ChunkSpans":
+        """Where each row's chunk lies: built on first use, once per process (segments never
+        change, and every version listing this one shares it), so a query reads no chunk rows
+        from SQLite, only the texts of the documents its results come from."""
+        with self._spans_lock:
+            if self._spans is None:
+                rows = self.query("SELECT c.chunk_id, c.start, c.end, d.rowid FROM chunks c "
+                                  "JOIN documents d ON d.doc_id = c.doc_id ORDER BY c.chunk_id")
+                spans = np.array(rows, dtype=np.int64).reshape(len(rows), 4)
+                if not np.array_equal(spans[:, 0], np.asarray(self.chunk_ids)):
+                    raise IndexCorruptError(f"{self.path / META_FILE} does not list the chunks of "
+                                            f"{self.path / IDS_FILE}; {FIX}")
+                self._spans = ChunkSpans(spans[:, 1].copy(), spans[:, 2].copy(), spans[:, 3].copy())
+            return self._spans
 
     def rows_of_documents(self, doc_ids: list[str]) -> np.ndarray:
         ids = [row[0] for start in range(0, len(doc_ids), 500) for row in self.query(
