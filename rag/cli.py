@@ -179,8 +179,8 @@ def _chat(args: argparse.Namespace, settings) -> int:
     warm_up(settings.index_dir, settings=settings)  # the model and index load once, now
     history_file = _line_editing()
     prompt = "> " if sys.stdin.isatty() else ""
-    print(f"rag chat over {status.documents} documents in {settings.index_dir}. /help for commands.",
-          flush=True)
+    documents = f"{status.documents} document{'' if status.documents == 1 else 's'}"
+    print(f"rag chat over {documents} in {settings.index_dir}. /help for commands.", flush=True)
     conversation: list[tuple[str, str]] = []
     last = None
     try:
@@ -349,7 +349,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.set_defaults(run=_cmd_chat)
 
     evaluate = commands.add_parser(
-        "eval", help="score retrieval on a BEIR-format dataset (builds a temporary index)"
+        "eval", help="score retrieval on a BEIR-format dataset (--beir) or answers to your own "
+                     "questions (--answers)"
     )
     evaluate.add_argument("--beir", metavar="DIR",
                           help="folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")

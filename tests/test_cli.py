@@ -29,6 +29,7 @@ def test_help_and_the_file_parsing_child_load_no_heavy_library():
     assert loaded.stdout.strip() == "[]"
     shown = rag("--help")
     assert shown.returncode == 0 and "chat" in shown.stdout and "index" in shown.stdout
+    assert "--answers" in shown.stdout  # eval scores answers too, not only BEIR retrieval
 
 
 def test_the_public_api_still_imports_from_the_package():
@@ -58,7 +59,7 @@ def test_chat_keeps_the_conversation_until_quit(default_index):
     ]) + "\n")
     assert said.returncode == 0, said.stderr
     out = said.stdout
-    assert out.startswith("rag chat over 1 documents")
+    assert out.startswith("rag chat over 1 document in ")
     follow_up, sources = out.split("Klein arrived in Colombia", 1)[0], out.split("\nSources:\n", 1)
     assert "Sources: [1]" in follow_up  # each answer lists its sources in one line
     assert len(sources) == 2 and "(colombia-israel-ties.txt)" in sources[1]
