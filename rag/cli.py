@@ -321,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", parents=[common], help="build or update the index")
-    index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus, or RAG_CORPUS_DIR)")
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
     index.add_argument("--watch", action="store_true", help="keep updating as files change")
     index.add_argument("--ray", metavar="ADDRESS",
@@ -332,7 +332,7 @@ def _parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", parents=[common], help="show the best passages")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
-    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid, or RAG_MODE")
     search.add_argument("--unit", choices=["passage", "document"], default="passage",
                         help="rank passages, or documents each shown by its best passage (k counts documents)")
     search.add_argument("--json", action="store_true", help="print JSON")
@@ -356,9 +356,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     evaluate.add_argument("--answers", metavar="FILE.jsonl",
                           help="score answers to your own questions against the index (--index)")
-    evaluate.add_argument("--index", metavar="DIR", help="index for --answers (default: index)")
+    evaluate.add_argument("--index", metavar="DIR", help="index for --answers (default: index, or RAG_INDEX_DIR)")
     evaluate.add_argument("--split", help="qrels split (default: test if present, else train)")
-    evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid, or RAG_MODE")
     evaluate.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
     evaluate.add_argument("--threads", type=_threads, help=THREADS_HELP)
     evaluate.add_argument("--backend", choices=["auto", "torch", "openvino"],
@@ -367,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_cmd_eval)
 
     serve = commands.add_parser("serve", parents=[common, answering], help="open the web chat")
-    serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus, or RAG_CORPUS_DIR)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     serve.add_argument("--auth", metavar="USER:PASSWORD",
