@@ -391,3 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = "; the index is as it was before this build" if args.command == "index" else ""
         print(f"rag: interrupted{kept}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`rag search ... | head`): nothing more to say, and no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -133,3 +133,12 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert missing.stderr.startswith("rag: error: no index") and "Traceback" not in missing.stderr
     empty = rag("search", "  ", "--index", str(tmp_path / "none"))
     assert empty.returncode == 2 and "non-empty" in empty.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(default_index):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    searching = subprocess.Popen([sys.executable, "-m", "rag", "search", "Who is Yair Klein?", "--index",
+                                  str(default_index)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    searching.stdout.close()  # like `rag search ... | head -1` once head has its line
+    _, errors = searching.communicate(timeout=300)
+    assert searching.returncode == 141 and b"Traceback" not in errors and b"BrokenPipe" not in errors
