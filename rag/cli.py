@@ -259,7 +259,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _eval_answers(args: argparse.Namespace) -> int:
     from .answer_eval import evaluate_answers
 
-    report = evaluate_answers(args.answers, _settings(args), progress=not args.json)
+    # The counter rewrites its line with \r: at a terminal only, never into a file or pipe.
+    report = evaluate_answers(args.answers, _settings(args), progress=not args.json and sys.stdout.isatty())
     if args.json:
         print(json.dumps({**asdict(report), "shares": report.shares}, indent=2, ensure_ascii=False))
         return 0
