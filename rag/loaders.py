@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,7 @@ _CONVERT_ADVICE = {
     ".text": "rename it .txt",
 }
 _MAX_TITLE_CHARS = 120
+_FULL_STOP_END = re.compile(r"(?<!\.)\.[\"'”’)\]]*$")  # "… the end." but not "Wait..."
 _HASH_BLOCK_BYTES = 1 << 20
 _NO_TEXT = {".html": "no visible text", ".htm": "no visible text", ".xhtml": "no visible text"}
 
@@ -202,11 +204,12 @@ def _os_reason(error: OSError) -> str:
 
 
 def _first_line_title(text: str) -> str | None:
-    """The first non-empty line, if it is short enough to read as a title."""
+    """The first non-empty line, if it reads as a title: short, and not a sentence ended by a full
+    stop (a document that opens with its text has no title line; its file name serves)."""
     for line in text.split("\n"):
         if line.strip():
             title = _one_line(line)
-            return title if len(title) <= _MAX_TITLE_CHARS else None
+            return title if len(title) <= _MAX_TITLE_CHARS and not _FULL_STOP_END.search(title) else None
     return None
 
 

@@ -38,6 +38,15 @@ def test_txt_keeps_text_verbatim_with_newlines_unified(tmp_path):
     assert doc.page_at(3) is None
 
 
+def test_a_first_line_ending_in_a_full_stop_is_text_not_a_title(tmp_path):
+    path = tmp_path / "breakfast.txt"
+    path.write_text("Café crème is served in Paris every morning.\nWith a croissant.\n", encoding="utf-8")
+    assert load(path).title == "breakfast"
+    for title in ("Why did Colombia cut ties?", "Notes, drafts and more..."):
+        path.write_text(f"{title}\n\nThe text itself.\n", encoding="utf-8")
+        assert load(path).title == title
+
+
 def test_txt_title_falls_back_to_file_stem_when_first_line_is_long(tmp_path):
     path = tmp_path / "long-opening.txt"
     path.write_text("word " * 40 + "\nMore.", encoding="utf-8")
