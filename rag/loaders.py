@@ -69,6 +69,8 @@ _CONVERT_ADVICE = {
     ".rst": "rename it .txt",
     ".text": "rename it .txt",
 }
+#: Where removed documents wait inside the corpus folder (rag.api.remove_document); never indexed.
+TRASH_FOLDER = ".rag-trash"
 _MAX_TITLE_CHARS = 120
 _FULL_STOP_END = re.compile(r"(?<!\.)\.[\"'”’)\]]*$")  # "… the end." but not "Wait..."
 _HASH_BLOCK_BYTES = 1 << 20
@@ -105,6 +107,8 @@ def find_files(
         for entry in entries:
             path = Path(entry.path)
             doc_id = _doc_id(root, path)
+            if doc_id == TRASH_FOLDER:
+                continue  # rag's own trash of removed documents: not the user's file to report
             reason = _skip_reason(entry, path, root_real, max_bytes)
             if reason is not None:
                 skipped.append((doc_id, reason))

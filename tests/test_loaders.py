@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders import SUPPORTED_SUFFIXES, file_hash, find_files, load_document
+from rag.loaders import SUPPORTED_SUFFIXES, TRASH_FOLDER, file_hash, find_files, load_document
 from rag.types import LoadError, RagError
 
 
@@ -285,6 +285,17 @@ def test_find_files_lists_supported_files_sorted_with_posix_ids(tmp_path):
         ("z.txt", corpus / "z.txt"),
     ]
     assert skipped == []
+
+
+def test_find_files_says_nothing_of_rags_own_trash_folder(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / TRASH_FOLDER / "20260101-000000.000000001").mkdir(parents=True)
+    (corpus / TRASH_FOLDER / "20260101-000000.000000001" / "removed.txt").write_text("gone", encoding="utf-8")
+    (corpus / "sub" / TRASH_FOLDER).mkdir(parents=True)  # only the corpus folder's own is rag's
+    (corpus / "kept.txt").write_text("kept", encoding="utf-8")
+    found, skipped = find_files(corpus)
+    assert found == [("kept.txt", corpus / "kept.txt")]
+    assert skipped == [(f"sub/{TRASH_FOLDER}", "hidden directory")]
 
 
 def test_find_files_skips_with_reasons(tmp_path):
