@@ -30,15 +30,23 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _print_stats(settings, stats) -> None:
+def _print_stats(settings, stats, reported: set | None = None) -> None:
+    """The build's counts and each skipped file with its reason; a skip already in ``reported``
+    (a watch's earlier builds, which it is added to) is counted, not listed again."""
     print(
         f"indexed {settings.corpus_dir} into {settings.index_dir}: {stats.added} added, "
         f"{stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged, "
         f"{len(stats.skipped)} skipped; {stats.chunks} chunks",
         flush=True,
     )
+    seen = reported if reported is not None else set()
     for path, reason in stats.skipped:
-        print(f"  skipped {path}: {reason}", flush=True)
+        if (path, reason) not in seen:
+            print(f"  skipped {path}: {reason}", flush=True)
+    repeated = sum(skip in seen for skip in stats.skipped)
+    if repeated:
+        print(f"  ({repeated} skipped as before)", flush=True)
+    seen.update(stats.skipped)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -49,9 +57,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
         from .watch import watch
 
         print(f"watching {settings.corpus_dir} (Ctrl-C to stop)", flush=True)
+        reported: set = set()  # each skipped file is listed once per watch, not after every build
         watch(
             settings.corpus_dir, settings.index_dir, settings=settings,
-            on_build=lambda stats: _print_stats(settings, stats),
+            on_build=lambda stats: _print_stats(settings, stats, reported),
             on_error=lambda error: print(f"rag: error: {error}", file=sys.stderr, flush=True),
         )
         return 0

@@ -142,3 +142,20 @@ def test_a_reader_that_leaves_early_gets_no_traceback(default_index):
     searching.stdout.close()  # like `rag search ... | head -1` once head has its line
     _, errors = searching.communicate(timeout=300)
     assert searching.returncode == 141 and b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+def test_a_watch_lists_each_skipped_file_once_then_counts_it(capsys):
+    from rag.cli import _print_stats
+    from rag.config import Settings
+    from rag.types import IndexStats
+
+    reported: set = set()
+    empty, binary = ("empty.pdf", "empty file"), ("blob.txt", "not text: binary data")
+    _print_stats(Settings(), IndexStats(added=1, skipped=[empty]), reported)
+    _print_stats(Settings(), IndexStats(unchanged=1, skipped=[binary, empty]), reported)
+    first, second = capsys.readouterr().out.split("indexed corpus into index: 0 added")
+    assert "skipped empty.pdf: empty file" in first
+    assert "skipped blob.txt: not text: binary data" in second and "empty.pdf" not in second
+    assert "(1 skipped as before)" in second
+    _print_stats(Settings(), IndexStats(skipped=[empty]))  # one build: everything listed
+    assert "skipped empty.pdf: empty file" in capsys.readouterr().out
