@@ -297,6 +297,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 THREADS_HELP = "encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS)"
 
 
+def _count(value: str) -> int:
+    """A whole number of 1 or more, checked before anything loads (a chat would fail each question)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
+    return count
+
+
 def _threads(value: str) -> int:
     """``auto`` or a count; Settings reads 0 as auto."""
     if value == "auto":
@@ -341,7 +352,7 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
+    search.add_argument("-k", type=_count, default=5, help="number of results (default 5)")
     search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid, or RAG_MODE")
     search.add_argument("--unit", choices=["passage", "document"], default="passage",
                         help="rank passages, or documents each shown by its best passage (k counts documents)")
@@ -350,12 +361,12 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[common, answering], help="answer a question with quotes")
     ask.add_argument("question")
-    ask.add_argument("-k", type=int, help="passages to read (default 5)")
+    ask.add_argument("-k", type=_count, help="passages to read (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(run=_cmd_ask)
 
     chat = commands.add_parser("chat", parents=[common, answering], help="a conversation in the terminal")
-    chat.add_argument("-k", type=int, help="passages to read per question (default 5)")
+    chat.add_argument("-k", type=_count, help="passages to read per question (default 5)")
     chat.set_defaults(run=_cmd_chat)
 
     evaluate = commands.add_parser(

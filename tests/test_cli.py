@@ -45,6 +45,13 @@ def test_threads_flag_takes_a_count_or_auto(tmp_path):
     assert wrong.returncode == 2 and "expected a number or auto" in wrong.stderr
 
 
+@pytest.mark.parametrize("command", ["search", "ask", "chat"])
+def test_k_below_one_is_refused_before_anything_loads(tmp_path, command):
+    question = [] if command == "chat" else ["anything"]
+    wrong = rag(command, *question, "-k", "0", "--index", str(tmp_path), stdin="anything\n")
+    assert wrong.returncode == 2 and "argument -k: expected at least 1, got 0" in wrong.stderr
+
+
 @pytest.mark.timeout(400)
 def test_chat_keeps_the_conversation_until_quit(default_index):
     said = rag("chat", "--index", str(default_index), stdin="\n".join([
