@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -166,3 +167,14 @@ def test_a_watch_lists_each_skipped_file_once_then_counts_it(capsys):
     assert "(1 skipped as before)" in second
     _print_stats(Settings(), IndexStats(skipped=[empty]))  # one build: everything listed
     assert "skipped empty.pdf: empty file" in capsys.readouterr().out
+
+
+def test_an_unreachable_language_model_is_said_once_in_the_answer_not_also_on_stderr(default_index):
+    with socket.socket() as closed:  # a port nothing listens on once this closes
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_LLM_BASE_URL=f"http://127.0.0.1:{port}/v1")
+    said = subprocess.run([sys.executable, "-m", "rag", "ask", "Who is Yair Klein?", "--index", str(default_index)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert said.returncode == 0 and "could not answer (cannot reach" in said.stdout
+    assert said.stderr == ""
