@@ -114,6 +114,9 @@ class Settings:
                 f"Milvus collection prefix {self.milvus_collection!r} must be a letter or underscore"
                 ", then letters, digits or underscores, at most 200 (RAG_MILVUS_COLLECTION)")
 
+        if self.llm_base_url.strip() and not re.match(r"https?://[^/\s]+", self.llm_base_url.strip()):
+            raise ValueError(f"llm_base_url must be an http:// or https:// address such as "
+                             f"http://127.0.0.1:8080/v1, got {self.llm_base_url!r} (RAG_LLM_BASE_URL)")
         if self.llm_gguf:
             gguf = Path(self.llm_gguf)
             if not gguf.is_file():

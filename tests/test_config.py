@@ -35,3 +35,10 @@ def test_chunk_overlap_may_be_zero_but_not_negative():
     assert Settings(chunk_overlap_sentences=0).chunk_overlap_sentences == 0
     with pytest.raises(ValueError, match="chunk_overlap_sentences must be 0 or more"):
         Settings(chunk_overlap_sentences=-1)
+
+
+@pytest.mark.parametrize("url", ["ftp://host/v1", "file:///etc", "127.0.0.1:8080/v1", "http://"])
+def test_a_language_model_address_must_be_http_or_https(url):
+    with pytest.raises(ValueError, match=r"llm_base_url must be an http:// or https:// address.*RAG_LLM_BASE_URL"):
+        Settings(llm_base_url=url)
+    assert Settings(llm_base_url="https://api.example.com/v1").llm_base_url == "https://api.example.com/v1"
