@@ -174,7 +174,7 @@ def test_an_unreachable_language_model_is_said_once_in_the_answer_not_also_on_st
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_LLM_BASE_URL=f"http://127.0.0.1:{port}/v1")
-    said = subprocess.run([sys.executable, "-m", "rag", "ask", "Who is Yair Klein?", "--index", str(default_index)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    said = subprocess.run([sys.executable, "-m", "rag", "ask", "Who is Yair Klein?", "--index",
+                           str(default_index)], capture_output=True, text=True, env=env, timeout=300)
     assert said.returncode == 0 and "could not answer (cannot reach" in said.stdout
     assert said.stderr == ""
