@@ -294,7 +294,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                      allow_no_login=args.allow_no_login)
 
 
-THREADS_HELP = "encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS)"
+THREADS_HELP = ("encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS; "
+                "also --llm-gguf's server, 1 when auto); a question uses RAG_QUERY_THREADS")
 
 
 def _count(value: str) -> int:
