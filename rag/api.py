@@ -16,7 +16,7 @@ from .config import Settings, load_settings
 from .embedding import embedder_for
 from .guard import GuardedLoader
 from .indexer import build_index, build_lock, build_locked
-from .loaders import SUPPORTED_SUFFIXES, file_hash, find_files, unsupported_reason
+from .loaders import SUPPORTED_SUFFIXES, TRASH_FOLDER, file_hash, find_files, unsupported_reason
 from .retriever import UNITS, get_retriever
 from .types import Answer, Document, DocumentInfo, IndexStats, LoadError, Passage, RagError
 
@@ -282,9 +282,6 @@ def restore_document(
         except OSError:
             break
     return stats
-
-
-TRASH_FOLDER = ".rag-trash"
 
 
 def _folders(corpus_dir: str | Path | None, index_dir: str | Path | None,

@@ -30,15 +30,23 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _print_stats(settings, stats) -> None:
+def _print_stats(settings, stats, reported: set | None = None) -> None:
+    """The build's counts and each skipped file with its reason; a skip already in ``reported``
+    (a watch's earlier builds, which it is added to) is counted, not listed again."""
     print(
         f"indexed {settings.corpus_dir} into {settings.index_dir}: {stats.added} added, "
         f"{stats.updated} updated, {stats.removed} removed, {stats.unchanged} unchanged, "
         f"{len(stats.skipped)} skipped; {stats.chunks} chunks",
         flush=True,
     )
+    seen = reported if reported is not None else set()
     for path, reason in stats.skipped:
-        print(f"  skipped {path}: {reason}", flush=True)
+        if (path, reason) not in seen:
+            print(f"  skipped {path}: {reason}", flush=True)
+    repeated = sum(skip in seen for skip in stats.skipped)
+    if repeated:
+        print(f"  ({repeated} skipped as before)", flush=True)
+    seen.update(stats.skipped)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -49,9 +57,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
         from .watch import watch
 
         print(f"watching {settings.corpus_dir} (Ctrl-C to stop)", flush=True)
+        reported: set = set()  # each skipped file is listed once per watch, not after every build
         watch(
             settings.corpus_dir, settings.index_dir, settings=settings,
-            on_build=lambda stats: _print_stats(settings, stats),
+            on_build=lambda stats: _print_stats(settings, stats, reported),
             on_error=lambda error: print(f"rag: error: {error}", file=sys.stderr, flush=True),
         )
         return 0
@@ -179,8 +188,8 @@ def _chat(args: argparse.Namespace, settings) -> int:
     warm_up(settings.index_dir, settings=settings)  # the model and index load once, now
     history_file = _line_editing()
     prompt = "> " if sys.stdin.isatty() else ""
-    print(f"rag chat over {status.documents} documents in {settings.index_dir}. /help for commands.",
-          flush=True)
+    documents = f"{status.documents} document{'' if status.documents == 1 else 's'}"
+    print(f"rag chat over {documents} in {settings.index_dir}. /help for commands.", flush=True)
     conversation: list[tuple[str, str]] = []
     last = None
     try:
@@ -259,7 +268,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _eval_answers(args: argparse.Namespace) -> int:
     from .answer_eval import evaluate_answers
 
-    report = evaluate_answers(args.answers, _settings(args), progress=not args.json)
+    # The counter rewrites its line with \r: at a terminal only, never into a file or pipe.
+    report = evaluate_answers(args.answers, _settings(args), progress=not args.json and sys.stdout.isatty())
     if args.json:
         print(json.dumps({**asdict(report), "shares": report.shares}, indent=2, ensure_ascii=False))
         return 0
@@ -284,7 +294,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                      allow_no_login=args.allow_no_login)
 
 
-THREADS_HELP = "encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS)"
+THREADS_HELP = ("encoder threads for indexing: a number, or auto for one per physical core (RAG_THREADS; "
+                "also --llm-gguf's server, 1 when auto); a question uses RAG_QUERY_THREADS")
+
+
+def _count(value: str) -> int:
+    """A whole number of 1 or more, checked before anything loads (a chat would fail each question)."""
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {count}")
+    return count
 
 
 def _threads(value: str) -> int:
@@ -321,7 +343,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     index = commands.add_parser("index", parents=[common], help="build or update the index")
-    index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    index.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus, or RAG_CORPUS_DIR)")
     index.add_argument("--full", action="store_true", help="rebuild from scratch")
     index.add_argument("--watch", action="store_true", help="keep updating as files change")
     index.add_argument("--ray", metavar="ADDRESS",
@@ -331,8 +353,8 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", parents=[common], help="show the best passages")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of results (default 5)")
-    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    search.add_argument("-k", type=_count, default=5, help="number of results (default 5)")
+    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid, or RAG_MODE")
     search.add_argument("--unit", choices=["passage", "document"], default="passage",
                         help="rank passages, or documents each shown by its best passage (k counts documents)")
     search.add_argument("--json", action="store_true", help="print JSON")
@@ -340,24 +362,25 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[common, answering], help="answer a question with quotes")
     ask.add_argument("question")
-    ask.add_argument("-k", type=int, help="passages to read (default 5)")
+    ask.add_argument("-k", type=_count, help="passages to read (default 5)")
     ask.add_argument("--json", action="store_true", help="print JSON")
     ask.set_defaults(run=_cmd_ask)
 
     chat = commands.add_parser("chat", parents=[common, answering], help="a conversation in the terminal")
-    chat.add_argument("-k", type=int, help="passages to read per question (default 5)")
+    chat.add_argument("-k", type=_count, help="passages to read per question (default 5)")
     chat.set_defaults(run=_cmd_chat)
 
     evaluate = commands.add_parser(
-        "eval", help="score retrieval on a BEIR-format dataset (builds a temporary index)"
+        "eval", help="score retrieval on a BEIR-format dataset (--beir) or answers to your own "
+                     "questions (--answers)"
     )
     evaluate.add_argument("--beir", metavar="DIR",
                           help="folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
     evaluate.add_argument("--answers", metavar="FILE.jsonl",
                           help="score answers to your own questions against the index (--index)")
-    evaluate.add_argument("--index", metavar="DIR", help="index for --answers (default: index)")
+    evaluate.add_argument("--index", metavar="DIR", help="index for --answers (default: index, or RAG_INDEX_DIR)")
     evaluate.add_argument("--split", help="qrels split (default: test if present, else train)")
-    evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid")
+    evaluate.add_argument("--mode", choices=["hybrid", "dense", "lexical"], help="default: hybrid, or RAG_MODE")
     evaluate.add_argument("--model", help="sentence-transformers model name or local path (RAG_MODEL)")
     evaluate.add_argument("--threads", type=_threads, help=THREADS_HELP)
     evaluate.add_argument("--backend", choices=["auto", "torch", "openvino"],
@@ -366,7 +389,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_cmd_eval)
 
     serve = commands.add_parser("serve", parents=[common, answering], help="open the web chat")
-    serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus)")
+    serve.add_argument("--corpus", metavar="DIR", help="folder of articles (default: corpus, or RAG_CORPUS_DIR)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     serve.add_argument("--auth", metavar="USER:PASSWORD",
@@ -390,3 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = "; the index is as it was before this build" if args.command == "index" else ""
         print(f"rag: interrupted{kept}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`rag search ... | head`): nothing more to say, and no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

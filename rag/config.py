@@ -9,6 +9,11 @@ from pathlib import Path
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 INDEX_BACKENDS = ("local", "milvus")
+# Sizes, counts and time limits: zero or less would make every file, chunk or request fail.
+_POSITIVE = ("chunk_tokens", "batch_size", "top_k", "answer_sentences", "max_file_mb", "max_upload_files",
+             "max_upload_mb", "parse_timeout_s", "parse_memory_mb", "llm_timeout")
+# Probabilities and weights: outside [0, 1] every question would be answered or every one refused.
+_FRACTIONS = ("dense_weight", "min_relevance", "related_min_relevance")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,15 @@ class Settings:
         for name in ("threads", "query_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 (auto: one per physical core) or more, got {getattr(self, name)}")
+        for name in _POSITIVE:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, got {getattr(self, name)} (RAG_{name.upper()})")
+        for name in _FRACTIONS:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)} (RAG_{name.upper()})")
+        if self.chunk_overlap_sentences < 0:
+            raise ValueError(f"chunk_overlap_sentences must be 0 or more, got {self.chunk_overlap_sentences}"
+                             " (RAG_CHUNK_OVERLAP_SENTENCES)")
         if self.index_backend not in INDEX_BACKENDS:
             raise ValueError(
                 f"index backend must be one of {', '.join(INDEX_BACKENDS)}, got {self.index_backend!r}"
@@ -100,6 +114,9 @@ class Settings:
                 f"Milvus collection prefix {self.milvus_collection!r} must be a letter or underscore"
                 ", then letters, digits or underscores, at most 200 (RAG_MILVUS_COLLECTION)")
 
+        if self.llm_base_url.strip() and not re.match(r"https?://[^/\s]+", self.llm_base_url.strip()):
+            raise ValueError(f"llm_base_url must be an http:// or https:// address such as "
+                             f"http://127.0.0.1:8080/v1, got {self.llm_base_url!r} (RAG_LLM_BASE_URL)")
         if self.llm_gguf:
             gguf = Path(self.llm_gguf)
             if not gguf.is_file():

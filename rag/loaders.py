@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -68,7 +69,10 @@ _CONVERT_ADVICE = {
     ".rst": "rename it .txt",
     ".text": "rename it .txt",
 }
+#: Where removed documents wait inside the corpus folder (rag.api.remove_document); never indexed.
+TRASH_FOLDER = ".rag-trash"
 _MAX_TITLE_CHARS = 120
+_FULL_STOP_END = re.compile(r"(?<!\.)\.[\"'”’)\]]*$")  # "… the end." but not "Wait..."
 _HASH_BLOCK_BYTES = 1 << 20
 _NO_TEXT = {".html": "no visible text", ".htm": "no visible text", ".xhtml": "no visible text"}
 
@@ -103,6 +107,8 @@ def find_files(
         for entry in entries:
             path = Path(entry.path)
             doc_id = _doc_id(root, path)
+            if doc_id == TRASH_FOLDER:
+                continue  # rag's own trash of removed documents: not the user's file to report
             reason = _skip_reason(entry, path, root_real, max_bytes)
             if reason is not None:
                 skipped.append((doc_id, reason))
@@ -202,11 +208,12 @@ def _os_reason(error: OSError) -> str:
 
 
 def _first_line_title(text: str) -> str | None:
-    """The first non-empty line, if it is short enough to read as a title."""
+    """The first non-empty line, if it reads as a title: short, and not a sentence ended by a full
+    stop (a document that opens with its text has no title line; its file name serves)."""
     for line in text.split("\n"):
         if line.strip():
             title = _one_line(line)
-            return title if len(title) <= _MAX_TITLE_CHARS else None
+            return title if len(title) <= _MAX_TITLE_CHARS and not _FULL_STOP_END.search(title) else None
     return None
 
 

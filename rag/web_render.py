@@ -51,10 +51,16 @@ def render_answer(text: str, citations: Sequence[Citation], turn: int, note: str
     quotes = sorted({c.quote for c in citations if c.quote}, key=len, reverse=True)
     pieces, position = [], 0
     if quotes:
-        for match in re.finditer("|".join(map(re.escape, quotes)), text):
+        matches = list(re.finditer("|".join(map(re.escape, quotes)), text))
+        # A quote's words may also stand unquoted, e.g. in a title ("According to *<title>*"):
+        # where the quote appears between quotation marks, only those places are the quote.
+        in_marks = {m.group(0) for m in matches if _between_marks(text, *m.span())}
+        for match in matches:
             start, end = match.span()
-            if start > position and text[start - 1] in _OPENING_QUOTES and text[end:end + 1] in _CLOSING_QUOTES:
+            if _between_marks(text, start, end):
                 start, end = start - 1, end + 1  # the <q> element draws the quotation marks
+            elif match.group(0) in in_marks:
+                continue
             if start < position:
                 continue
             pieces.append(_prose(text[position:start], by_number, turn))
@@ -65,6 +71,10 @@ def render_answer(text: str, citations: Sequence[Citation], turn: int, note: str
     if note:
         rendered += f'<br><br><em class="answer-note">{escape(note)}</em>'
     return rendered
+
+
+def _between_marks(text: str, start: int, end: int) -> bool:
+    return 0 < start and end < len(text) and text[start - 1] in _OPENING_QUOTES and text[end] in _CLOSING_QUOTES
 
 
 def render_user_message(text: str) -> str:

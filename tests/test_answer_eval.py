@@ -41,6 +41,12 @@ def test_cli_prints_json(questions_file, default_index, capsys):
     assert printed["shares"]["answered_with_expected"] == 1.0 and printed["questions"] == 4
 
 
+def test_cli_report_into_a_file_has_no_progress_counter(questions_file, default_index, capsys):
+    assert main(["eval", "--answers", str(questions_file), "--index", str(default_index)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("4 questions: 2 answerable, 2 not\n") and "\r" not in printed
+
+
 def test_a_malformed_line_names_the_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"question": "fine?", "answers": ["x"]}\n{"answers": ["no question"]}\n')

@@ -125,6 +125,8 @@ def test_best_evidence_leads_and_a_further_quote_must_add_support():
     assert choose([untyped, typed], 3) == [untyped, typed]
     closer = Evidence("d.txt", "D", 50, 90, "The glass harmonica sang.", 0.9, 1.2, 0.1, frozenset(), None, 0)
     assert choose([best, closer], 3) == [best, closer]  # closer in meaning, though no shared term
+    asks = evidence("But why did Hoffmann tune the glasses?", 0.95, {"tune"})
+    assert choose([best, asks, adds], 3) == [best, adds]  # a question of the text's own answers nothing
 
 
 def test_stream_answer_yields_the_text_then_the_answer(default_index):

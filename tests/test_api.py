@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag import build_index, load_settings, retrieve
+from rag import answer, build_index, load_settings, retrieve
 from rag.types import Passage
 from tests.conftest import SEED_QUESTIONS, write_pdf
 
@@ -47,6 +47,12 @@ def test_bad_arguments_raise_value_error(default_index, query, k, message):
         retrieve(query, k, index_dir=default_index)
 
 
+@pytest.mark.parametrize("k", [0, -1])
+def test_answer_refuses_a_k_below_one_like_retrieve(default_index, k):
+    with pytest.raises(ValueError, match="positive"):  # k=0 was silently read as the default 5
+        answer("When did Colombia recall its ambassador?", k=k, index_dir=default_index)
+
+
 def test_unknown_mode_is_rejected(default_index):
     with pytest.raises(ValueError, match="mode"):
         retrieve("coal", index_dir=default_index, mode="fuzzy")
@@ -68,7 +74,6 @@ def test_rebuild_by_another_writer_is_picked_up(tmp_path):
 def test_folders_default_to_the_settings_folders(tmp_path, monkeypatch):
     """A call that names no folder uses the settings' (or RAG_CORPUS_DIR / RAG_INDEX_DIR), not
     ./corpus and ./index of whatever directory the process runs in."""
-    from rag import answer
     from rag.api import documents
 
     corpus = tmp_path / "articles"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ def test_help_and_the_file_parsing_child_load_no_heavy_library():
     assert loaded.stdout.strip() == "[]"
     shown = rag("--help")
     assert shown.returncode == 0 and "chat" in shown.stdout and "index" in shown.stdout
+    assert "--answers" in shown.stdout  # eval scores answers too, not only BEIR retrieval
 
 
 def test_the_public_api_still_imports_from_the_package():
@@ -42,6 +44,13 @@ def test_the_public_api_still_imports_from_the_package():
 def test_threads_flag_takes_a_count_or_auto(tmp_path):
     wrong = rag("search", "anything", "--threads", "many", "--index", str(tmp_path))
     assert wrong.returncode == 2 and "expected a number or auto" in wrong.stderr
+
+
+@pytest.mark.parametrize("command", ["search", "ask", "chat"])
+def test_k_below_one_is_refused_before_anything_loads(tmp_path, command):
+    question = [] if command == "chat" else ["anything"]
+    wrong = rag(command, *question, "-k", "0", "--index", str(tmp_path), stdin="anything\n")
+    assert wrong.returncode == 2 and "argument -k: expected at least 1, got 0" in wrong.stderr
 
 
 @pytest.mark.timeout(400)
@@ -58,7 +67,7 @@ def test_chat_keeps_the_conversation_until_quit(default_index):
     ]) + "\n")
     assert said.returncode == 0, said.stderr
     out = said.stdout
-    assert out.startswith("rag chat over 1 documents")
+    assert out.startswith("rag chat over 1 document in ")
     follow_up, sources = out.split("Klein arrived in Colombia", 1)[0], out.split("\nSources:\n", 1)
     assert "Sources: [1]" in follow_up  # each answer lists its sources in one line
     assert len(sources) == 2 and "(colombia-israel-ties.txt)" in sources[1]
@@ -132,3 +141,40 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert missing.stderr.startswith("rag: error: no index") and "Traceback" not in missing.stderr
     empty = rag("search", "  ", "--index", str(tmp_path / "none"))
     assert empty.returncode == 2 and "non-empty" in empty.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(default_index):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    searching = subprocess.Popen([sys.executable, "-m", "rag", "search", "Who is Yair Klein?", "--index",
+                                  str(default_index)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    searching.stdout.close()  # like `rag search ... | head -1` once head has its line
+    _, errors = searching.communicate(timeout=300)
+    assert searching.returncode == 141 and b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+def test_a_watch_lists_each_skipped_file_once_then_counts_it(capsys):
+    from rag.cli import _print_stats
+    from rag.config import Settings
+    from rag.types import IndexStats
+
+    reported: set = set()
+    empty, binary = ("empty.pdf", "empty file"), ("blob.txt", "not text: binary data")
+    _print_stats(Settings(), IndexStats(added=1, skipped=[empty]), reported)
+    _print_stats(Settings(), IndexStats(unchanged=1, skipped=[binary, empty]), reported)
+    first, second = capsys.readouterr().out.split("indexed corpus into index: 0 added")
+    assert "skipped empty.pdf: empty file" in first
+    assert "skipped blob.txt: not text: binary data" in second and "empty.pdf" not in second
+    assert "(1 skipped as before)" in second
+    _print_stats(Settings(), IndexStats(skipped=[empty]))  # one build: everything listed
+    assert "skipped empty.pdf: empty file" in capsys.readouterr().out
+
+
+def test_an_unreachable_language_model_is_said_once_in_the_answer_not_also_on_stderr(default_index):
+    with socket.socket() as closed:  # a port nothing listens on once this closes
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_LLM_BASE_URL=f"http://127.0.0.1:{port}/v1")
+    said = subprocess.run([sys.executable, "-m", "rag", "ask", "Who is Yair Klein?", "--index",
+                           str(default_index)], capture_output=True, text=True, env=env, timeout=300)
+    assert said.returncode == 0 and "could not answer (cannot reach" in said.stdout
+    assert said.stderr == ""

@@ -119,6 +119,14 @@ def test_typeset_pdf_reads_as_paragraphs_without_running_headers(tmp_path, colum
         assert doc.page_at(start) == doc.page_at(start - 1) + 1
 
 
+def test_a_one_page_pdf_keeps_its_title_line_apart_from_the_paragraph(make_pdf):
+    """With only a title and a paragraph, the title line is not mistaken for a full line."""
+    body = "Hekla erupted in the year 1104 and covered half the island in ash. Monks called it hell."
+    doc = load(make_pdf("volcano.pdf", [f"Volcanoes of Iceland\n{body}"]))
+    assert doc.title == "Volcanoes of Iceland"
+    assert doc.text == f"Volcanoes of Iceland\n\n{body}"
+
+
 def test_pdf_keeps_a_hyphen_the_document_writes_elsewhere(tmp_path):
     from fpdf import FPDF
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.loaders import SUPPORTED_SUFFIXES, file_hash, find_files, load_document
+from rag.loaders import SUPPORTED_SUFFIXES, TRASH_FOLDER, file_hash, find_files, load_document
 from rag.types import LoadError, RagError
 
 
@@ -36,6 +36,15 @@ def test_txt_keeps_text_verbatim_with_newlines_unified(tmp_path):
     assert doc.doc_id == "notes.txt"
     assert doc.page_starts == ()
     assert doc.page_at(3) is None
+
+
+def test_a_first_line_ending_in_a_full_stop_is_text_not_a_title(tmp_path):
+    path = tmp_path / "breakfast.txt"
+    path.write_text("Café crème is served in Paris every morning.\nWith a croissant.\n", encoding="utf-8")
+    assert load(path).title == "breakfast"
+    for title in ("Why did Colombia cut ties?", "Notes, drafts and more..."):
+        path.write_text(f"{title}\n\nThe text itself.\n", encoding="utf-8")
+        assert load(path).title == title
 
 
 def test_txt_title_falls_back_to_file_stem_when_first_line_is_long(tmp_path):
@@ -276,6 +285,17 @@ def test_find_files_lists_supported_files_sorted_with_posix_ids(tmp_path):
         ("z.txt", corpus / "z.txt"),
     ]
     assert skipped == []
+
+
+def test_find_files_says_nothing_of_rags_own_trash_folder(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / TRASH_FOLDER / "20260101-000000.000000001").mkdir(parents=True)
+    (corpus / TRASH_FOLDER / "20260101-000000.000000001" / "removed.txt").write_text("gone", encoding="utf-8")
+    (corpus / "sub" / TRASH_FOLDER).mkdir(parents=True)  # only the corpus folder's own is rag's
+    (corpus / "kept.txt").write_text("kept", encoding="utf-8")
+    found, skipped = find_files(corpus)
+    assert found == [("kept.txt", corpus / "kept.txt")]
+    assert skipped == [(f"sub/{TRASH_FOLDER}", "hidden directory")]
 
 
 def test_find_files_skips_with_reasons(tmp_path):

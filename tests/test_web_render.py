@@ -68,6 +68,13 @@ def test_answer_quotes_become_q_and_markers_link_to_their_source():
     assert message_text(rendered) == f'According to Log <b>book</b>, "{QUOTE}" [1]'
 
 
+def test_a_title_holding_the_quotes_words_stays_a_title():
+    text = f'According to *Notes. {QUOTE}*, "{QUOTE}" [1]'
+    rendered = render_answer(text, [citation()], turn=0)
+    assert markup_of(rendered)[:4] == ["<em>", "</em>", "<q>", "</q>"]  # the title whole, then the quote
+    assert message_text(rendered) == text.replace("*", "")
+
+
 def markup_of_title(rendered: str) -> str:
     return re.search(r'title="([^"]*)"', rendered).group(1)
 

@@ -50,7 +50,7 @@ def judge(
     query = resolve_follow_up(question, history)
     vocabulary = vocabulary_of(snapshot)
     search_text = correct_spelling(query.text, vocabulary)
-    passages = retriever.search(search_text, k or settings.top_k, snapshot=snapshot)
+    passages = retriever.search(search_text, settings.top_k if k is None else k, snapshot=snapshot)
     evidence = rank_evidence(search_text, passages, snapshot, retriever.embedder)
     if not evidence:
         return Judgement(query, search_text, passages, evidence, None, 0.0, False, False)

@@ -4,7 +4,8 @@ The best-supported sentence leads. A further sentence joins only when it scores 
 and adds support the ones before lack: a question term they do not hold, the kind of fact asked
 for when they hold none, or a closer match in meaning (a higher embedding cosine than each of
 them: a paraphrase's answer may share no word with the question). Sentences that merely score
-nearby are left out.
+nearby are left out, and so is one that asks a question itself ("How did it come to this?"):
+it shares the question's words but answers nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .evidence import Evidence
 SECOND_SENTENCE_MARGIN = 0.15
 # …and do not repeat this share of the content terms of one already chosen.
 NEAR_DUPLICATE_OVERLAP = 0.8
+# A sentence ending so asks rather than tells.
+_QUESTION_END = re.compile(r"\?[\"'”’)\]]*\s*$")
 # Passages offered as "possibly related" with a refusal.
 RELATED_PASSAGES = 3
 
@@ -36,7 +39,8 @@ def choose(evidence: Sequence[Evidence], limit: int) -> list[Evidence]:
     for candidate in evidence[1:]:
         if len(chosen) >= limit or candidate.score < best.score - SECOND_SENTENCE_MARGIN:
             break
-        if any(_near_duplicate(candidate.text, kept.text) for kept in chosen):
+        if _QUESTION_END.search(candidate.text) or any(_near_duplicate(candidate.text, kept.text)
+                                                        for kept in chosen):
             continue
         adds_terms = bool(candidate.covered - covered)
         adds_type = not typed and bool(candidate.has_asked_type)

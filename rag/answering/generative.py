@@ -105,7 +105,7 @@ def generative_answer(
             reply.append(delta)
             yield delta
     except llm.LLMUnavailable as e:
-        log.warning("language model unavailable, answering extractively: %s", e)
+        log.info("language model unavailable, answering extractively: %s", e)  # the note says so
         yield replace(extractive, note=f"The language model could not answer ({e}); "
                                        "this is the extractive answer.")
         return
@@ -113,7 +113,7 @@ def generative_answer(
     text, citations = reconcile(draft, candidates, documents)
     unverified = " ".join(left_out)
     if not citations:
-        log.warning("no sentence of the language model's reply cited verified evidence")
+        log.info("no sentence of the language model's reply cited verified evidence")  # the note says so
         yield replace(extractive, unverified=unverified,
                       note="The language model's answer cited no sentence that supports it; "
                            "this is the extractive answer.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 import warnings
 from collections import Counter
@@ -182,8 +183,10 @@ def _continues(lines: list[str], next_lines: list[str], full_line: int) -> bool:
 
 
 def _full_line_length(pages: list[list[str]]) -> int:
+    """The length of a full line: the 90th percentile, rounded up so that a page of a few lines
+    (a title and a short paragraph) measures against its longest line, not its title."""
     lengths = sorted(len(line) for page in pages for line in page)
-    return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
+    return lengths[math.ceil(0.9 * (len(lengths) - 1))] if lengths else 0
 
 
 def _paragraphs(lines: list[str], full_line: int) -> list[list[str]]:
