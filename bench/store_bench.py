@@ -162,10 +162,15 @@ def build(implementation: str, index_dir: Path, documents: int, work: Path, cent
         doc, chunks, vectors, spans = data.document(n)
         writer.add_document(doc, chunks, list(range(n * CHUNKS_PER_DOC, (n + 1) * CHUNKS_PER_DOC)), vectors, spans)
         hashes[doc.doc_id] = doc.content_hash
+    written_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    commit_start, commit_cpu, written_load = time.perf_counter(), time.process_time(), load_average()
     writer.commit(manifest(hashes, documents * CHUNKS_PER_DOC))
     seconds = time.perf_counter() - start
+    segments = sorted(json.loads(p.read_text())["chunks"] for p in index_dir.glob("segments/*/segment.json"))
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "disk_mb": disk_usage(index_dir) / 2**20, "load": load_average()}
+            "peak_rss_before_commit_mb": written_rss, "load_before_commit": written_load,
+            "commit_s": time.perf_counter() - commit_start, "commit_cpu_s": time.process_time() - commit_cpu,
+            "segments": segments, "disk_mb": disk_usage(index_dir) / 2**20, "load": load_average()}
 
 
 def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int) -> dict:
