@@ -440,10 +440,23 @@ class VersionWriter:
             path = self._new_segment_path()
             merged = _merge(path, [(segments[n], lives[n], refs[n].deleted) for n in range(start, end)],
                             self.dimension)
+            sources = {refs[n].name for n in range(start, end)}
             for doc_id, segment in self._located.items():
-                if any(segment == refs[n].name for n in range(start, end)):
+                if segment in sources:
                     self._located[doc_id] = merged.name
             refs = refs[:start] + [merged] + refs[end:]
+            self._release_merged(refs, sources)
+
+    def _release_merged(self, refs: list[SegmentRef], sources: set[str]) -> None:
+        """Remove the segments this build wrote and has just merged away: no published version
+        lists them, so a full build's merges do not hold its rows twice on disk. A pending
+        version is recorded again first, listing the merged segment in their place."""
+        if self._resumable is not None:
+            self._refs = refs
+            self._record_pending()
+        for path in [p for p in self._written if p.name in sources]:
+            shutil.rmtree(path, ignore_errors=True)
+            self._written.remove(path)
 
     def abort(self) -> None:
         """Remove the segments this writer wrote, except those a pending version records (the

@@ -59,12 +59,12 @@ def small_segments(monkeypatch):
     monkeypatch.setattr(writer_module, "SMALLEST_CLASS", 1)
 
 
-def test_a_commit_merges_into_segments_within_the_bound_and_finds_every_chunk(tmp_path, small_segments):
-    documents = 100
+def write_documents(index_dir, documents: int, resumable: dict | None = None) -> np.ndarray:
+    """A full build of ``documents`` (4 chunks each) through the writer; their vectors."""
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((documents * CHUNKS_PER_DOC, DIMENSION)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    writer = VersionWriter(tmp_path, None, DIMENSION)
+    writer = VersionWriter(index_dir, None, DIMENSION, resumable=resumable)
     hashes = {}
     for n in range(documents):
         text = " ".join(f"word{n} part{c}." for c in range(CHUNKS_PER_DOC))
@@ -76,6 +76,11 @@ def test_a_commit_merges_into_segments_within_the_bound_and_finds_every_chunk(tm
         hashes[doc.doc_id] = doc.content_hash
     writer.commit({"model": "m", "dimension": DIMENSION, "chunking": {}, "documents": hashes,
                    "next_chunk_id": len(vectors), "built_at": "now"})
+    return vectors
+
+
+def test_a_commit_merges_into_segments_within_the_bound_and_finds_every_chunk(tmp_path, small_segments):
+    vectors = write_documents(tmp_path, 100)
 
     snapshot = open_snapshot(tmp_path)
     sizes = [len(segment) for segment in snapshot._segments]
@@ -83,3 +88,25 @@ def test_a_commit_merges_into_segments_within_the_bound_and_finds_every_chunk(tm
     for chunk in (0, 133, len(vectors) - 1):
         assert snapshot.search_dense(vectors[chunk], 1)[0][0] == chunk
     assert snapshot.lexical_scores("word77").top(10)[0][0] in range(77 * CHUNKS_PER_DOC, 78 * CHUNKS_PER_DOC)
+
+
+@pytest.mark.parametrize("resumable", [None, {"model": "m", "chunking": {}, "full": True, "base": None}])
+def test_segments_merged_away_by_a_full_build_leave_the_disk_at_once(tmp_path, small_segments, monkeypatch,
+                                                                    resumable):
+    """Each merge of a full build removes its sources (a resumable build records the merged
+    segment first), so the build never holds its rows twice on disk."""
+    folders_at_merge = []
+    merge = writer_module._merge
+
+    def counting(path, sources, dimension):
+        folders_at_merge.append(sum(1 for _ in path.parent.iterdir()))
+        return merge(path, sources, dimension)
+
+    monkeypatch.setattr(writer_module, "_merge", counting)
+    vectors = write_documents(tmp_path, 100, resumable)
+    sealed = len(vectors) // 40
+    assert len(folders_at_merge) > 2 and folders_at_merge[-1] < sealed, folders_at_merge
+    snapshot = open_snapshot(tmp_path)
+    assert len(snapshot) == len(vectors)
+    assert snapshot.search_dense(vectors[-1], 1)[0][0] == len(vectors) - 1
+    assert not (tmp_path / writer_module.PENDING_DIR).exists()
