@@ -150,9 +150,26 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def peak_disk_sampler(path: Path, stop: threading.Event, peak: dict) -> threading.Thread:
+    """A thread sampling the disk ``path`` uses, once a second, into ``peak["bytes"]``."""
+    def sample() -> None:
+        while not stop.wait(1.0):
+            try:
+                peak["bytes"] = max(peak["bytes"], disk_usage(path))
+            except FileNotFoundError:  # a file removed while it was listed
+                pass
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    return thread
+
+
 def build(implementation: str, index_dir: Path, documents: int, work: Path, centres: Path | None) -> dict:
     """A full build through the writer; run in a child process so that its peak RSS is its own."""
     store, VersionWriter = store_module(implementation, work)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stop, peak = threading.Event(), {"bytes": 0}
+    sampler = peak_disk_sampler(index_dir, stop, peak)
     data = Synthetic(centres=centres)
     cpu = time.process_time()
     start = time.perf_counter()
@@ -166,11 +183,14 @@ def build(implementation: str, index_dir: Path, documents: int, work: Path, cent
     commit_start, commit_cpu, written_load = time.perf_counter(), time.process_time(), load_average()
     writer.commit(manifest(hashes, documents * CHUNKS_PER_DOC))
     seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
     segments = sorted(json.loads(p.read_text())["chunks"] for p in index_dir.glob("segments/*/segment.json"))
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "peak_rss_before_commit_mb": written_rss, "load_before_commit": written_load,
             "commit_s": time.perf_counter() - commit_start, "commit_cpu_s": time.process_time() - commit_cpu,
-            "segments": segments, "disk_mb": disk_usage(index_dir) / 2**20, "load": load_average()}
+            "segments": segments, "disk_mb": disk_usage(index_dir) / 2**20,
+            "peak_disk_mb": max(peak["bytes"], disk_usage(index_dir)) / 2**20, "load": load_average()}
 
 
 def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int) -> dict:
