@@ -193,9 +193,11 @@ def build(implementation: str, index_dir: Path, documents: int, work: Path, cent
             "peak_disk_mb": max(peak["bytes"], disk_usage(index_dir)) / 2**20, "load": load_average()}
 
 
-def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int) -> dict:
+def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int,
+           verify: bool = True) -> dict:
     """Change 1 document, remove 20, add 1: the cost of the change, without embedding; the disk
-    in use at its peak (new version written, old not yet removed)."""
+    in use at its peak (new version written, old not yet removed). ``verify`` False opens the base
+    as the indexer does (sizes checked, checksums not: a build reads little of its base)."""
     peak = {"bytes": 0}
     target = store if hasattr(store, "_write_durably") else importlib.import_module(VersionWriter.__module__)
     name = "_write_durably" if hasattr(target, "_write_durably") else "write_durably"
@@ -209,7 +211,7 @@ def update(store, VersionWriter, index_dir: Path, documents: int, data: Syntheti
     setattr(target, name, measuring)
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        base = store.open_snapshot(index_dir)
+        base = store.open_snapshot(index_dir, **({} if verify else {"verify": False}))
         opened = time.perf_counter() - start
         hashes = dict(base.manifest["documents"])
         next_id = base.manifest["next_chunk_id"]
@@ -346,7 +348,9 @@ def main() -> None:
     parser.add_argument("--centres", type=Path, help="real sentence vectors (.npy) to draw vectors around")
     parser.add_argument("--build-child", nargs=2, metavar=("IMPLEMENTATION", "INDEX_DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--update-child", nargs=3, metavar=("IMPLEMENTATION", "INDEX_DIR", "DOCUMENTS"),
-                        help=argparse.SUPPRESS)
+                        help="one update of an existing index, in this process (as `rag index` runs)")
+    parser.add_argument("--round", type=int, default=3, help="which update (each changes other documents)")
+    parser.add_argument("--no-verify", action="store_true", help="open the base as the indexer does")
     args = parser.parse_args()
     documents = args.chunks // CHUNKS_PER_DOC
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-store-bench-"))
@@ -357,7 +361,7 @@ def main() -> None:
         implementation, index_dir, documents = args.update_child
         store, VersionWriter = store_module(implementation, work)
         print(json.dumps(update(store, VersionWriter, Path(index_dir), int(documents),
-                                Synthetic(centres=args.centres), 3)))
+                                Synthetic(centres=args.centres), args.round, verify=not args.no_verify)))
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {"chunks": args.chunks, "threads": os.environ["OMP_NUM_THREADS"], "cpu_count": os.cpu_count()}
