@@ -350,6 +350,7 @@ def main() -> None:
     parser.add_argument("--update-child", nargs=3, metavar=("IMPLEMENTATION", "INDEX_DIR", "DOCUMENTS"),
                         help="one update of an existing index, in this process (as `rag index` runs)")
     parser.add_argument("--round", type=int, default=3, help="which update (each changes other documents)")
+    parser.add_argument("--rounds", type=int, default=1, help="updates one after another in the child")
     parser.add_argument("--no-verify", action="store_true", help="open the base as the indexer does")
     args = parser.parse_args()
     documents = args.chunks // CHUNKS_PER_DOC
@@ -360,8 +361,10 @@ def main() -> None:
     if args.update_child:
         implementation, index_dir, documents = args.update_child
         store, VersionWriter = store_module(implementation, work)
-        print(json.dumps(update(store, VersionWriter, Path(index_dir), int(documents),
-                                Synthetic(centres=args.centres), args.round, verify=not args.no_verify)))
+        data = Synthetic(centres=args.centres)
+        for round_ in range(args.round, args.round + args.rounds):
+            print(json.dumps(update(store, VersionWriter, Path(index_dir), int(documents), data, round_,
+                                    verify=not args.no_verify)), flush=True)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {"chunks": args.chunks, "threads": os.environ["OMP_NUM_THREADS"], "cpu_count": os.cpu_count()}

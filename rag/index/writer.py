@@ -403,10 +403,15 @@ class VersionWriter:
         self._seal_builder()
         refs = self._refs = self._merged(self._live_refs())
         stats = manifest.get("file_stats", {})
+        known = self.base.manifest.documents if self.base is not None else {}
         documents = {}
         for doc_id, content_hash in manifest["documents"].items():
             size, mtime = stats.get(doc_id, (-1, -1))
-            documents[doc_id] = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
+            entry = known.get(doc_id)  # kept as the base has it unless it changed
+            if entry is None or (entry.content_hash, entry.segment, entry.size, entry.mtime_ns) != (
+                    content_hash, self._located[doc_id], size, mtime):
+                entry = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
+            documents[doc_id] = entry
         record = Manifest(
             model=manifest["model"], dimension=int(manifest["dimension"]), chunking=manifest["chunking"],
             next_chunk_id=int(manifest["next_chunk_id"]), built_at=manifest["built_at"],
