@@ -1,8 +1,8 @@
 """A real end-to-end run through the public API at ~100k chunks: build_index with the real
 encoder, then change, remove and add one document each, then retrieve() and answer().
 
-The corpus is SciFact's abstract sentences recombined: each document is a window of one, two or
-three consecutive sentences of one abstract under a short first-line title, so each document is
+The corpus is SciFact's abstract sentences recombined: each document is a window of one to four
+consecutive sentences of one abstract under a short first-line title, so most documents are
 one short chunk (long chunks cost ~26 ms of CPU each to embed at one thread; 100k of them would
 not fit a session). Questions are SciFact's. Run it under ``nice``, one thread; a killed build is
 resumed by running the same command again (the corpus is reused, the build resumes from its
