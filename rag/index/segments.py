@@ -115,6 +115,9 @@ class Segment:
             raise IndexCorruptError(f"{description} was modified after the build; {FIX}")
         self.info = json.loads(raw)
         self.verified = False
+        self._ann: ApproximateIndex | None = None
+        self._ann_file: Path | None = None  # set once the vectors it indexes are open
+        self._ann_lock = threading.Lock()
         self.check(verify)
         try:
             self.chunk_ids = mapped(path / IDS_FILE)
@@ -129,9 +132,7 @@ class Segment:
         if not len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]:
             raise IndexCorruptError(f"{path} is inconsistent: {len(self.vectors)} vectors for "
                                     f"{self.info['chunks']} chunks; {FIX}")
-        self._ann: ApproximateIndex | None = None
         self._ann_file = path / ANN_FILE if ANN_FILE in self.info["files"] else None
-        self._ann_lock = threading.Lock()
         if verify:
             self._load_ann()
 
@@ -142,7 +143,7 @@ class Segment:
             return
         for name, expected in self.info["files"].items():
             _check_file(self.path / name, expected, verify)
-        if verify and hasattr(self, "_ann_file"):  # a reader's open: its searches need the graph
+        if verify:  # a reader's open: its searches need the graph
             self._load_ann()
         self.verified = verify
 
