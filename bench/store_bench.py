@@ -150,9 +150,26 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def peak_disk_sampler(path: Path, stop: threading.Event, peak: dict) -> threading.Thread:
+    """A thread sampling the disk ``path`` uses, once a second, into ``peak["bytes"]``."""
+    def sample() -> None:
+        while not stop.wait(1.0):
+            try:
+                peak["bytes"] = max(peak["bytes"], disk_usage(path))
+            except FileNotFoundError:  # a file removed while it was listed
+                pass
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    return thread
+
+
 def build(implementation: str, index_dir: Path, documents: int, work: Path, centres: Path | None) -> dict:
     """A full build through the writer; run in a child process so that its peak RSS is its own."""
     store, VersionWriter = store_module(implementation, work)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stop, peak = threading.Event(), {"bytes": 0}
+    sampler = peak_disk_sampler(index_dir, stop, peak)
     data = Synthetic(centres=centres)
     cpu = time.process_time()
     start = time.perf_counter()
@@ -162,15 +179,25 @@ def build(implementation: str, index_dir: Path, documents: int, work: Path, cent
         doc, chunks, vectors, spans = data.document(n)
         writer.add_document(doc, chunks, list(range(n * CHUNKS_PER_DOC, (n + 1) * CHUNKS_PER_DOC)), vectors, spans)
         hashes[doc.doc_id] = doc.content_hash
+    written_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    commit_start, commit_cpu, written_load = time.perf_counter(), time.process_time(), load_average()
     writer.commit(manifest(hashes, documents * CHUNKS_PER_DOC))
     seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    segments = sorted(json.loads(p.read_text())["chunks"] for p in index_dir.glob("segments/*/segment.json"))
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "disk_mb": disk_usage(index_dir) / 2**20, "load": load_average()}
+            "peak_rss_before_commit_mb": written_rss, "load_before_commit": written_load,
+            "commit_s": time.perf_counter() - commit_start, "commit_cpu_s": time.process_time() - commit_cpu,
+            "segments": segments, "disk_mb": disk_usage(index_dir) / 2**20,
+            "peak_disk_mb": max(peak["bytes"], disk_usage(index_dir)) / 2**20, "load": load_average()}
 
 
-def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int) -> dict:
+def update(store, VersionWriter, index_dir: Path, documents: int, data: Synthetic, round_: int,
+           verify: bool = True) -> dict:
     """Change 1 document, remove 20, add 1: the cost of the change, without embedding; the disk
-    in use at its peak (new version written, old not yet removed)."""
+    in use at its peak (new version written, old not yet removed). ``verify`` False opens the base
+    as the indexer does (sizes checked, checksums not: a build reads little of its base)."""
     peak = {"bytes": 0}
     target = store if hasattr(store, "_write_durably") else importlib.import_module(VersionWriter.__module__)
     name = "_write_durably" if hasattr(target, "_write_durably") else "write_durably"
@@ -184,7 +211,7 @@ def update(store, VersionWriter, index_dir: Path, documents: int, data: Syntheti
     setattr(target, name, measuring)
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        base = store.open_snapshot(index_dir)
+        base = store.open_snapshot(index_dir, **({} if verify else {"verify": False}))
         opened = time.perf_counter() - start
         hashes = dict(base.manifest["documents"])
         next_id = base.manifest["next_chunk_id"]
@@ -321,7 +348,10 @@ def main() -> None:
     parser.add_argument("--centres", type=Path, help="real sentence vectors (.npy) to draw vectors around")
     parser.add_argument("--build-child", nargs=2, metavar=("IMPLEMENTATION", "INDEX_DIR"), help=argparse.SUPPRESS)
     parser.add_argument("--update-child", nargs=3, metavar=("IMPLEMENTATION", "INDEX_DIR", "DOCUMENTS"),
-                        help=argparse.SUPPRESS)
+                        help="one update of an existing index, in this process (as `rag index` runs)")
+    parser.add_argument("--round", type=int, default=3, help="which update (each changes other documents)")
+    parser.add_argument("--rounds", type=int, default=1, help="updates one after another in the child")
+    parser.add_argument("--no-verify", action="store_true", help="open the base as the indexer does")
     args = parser.parse_args()
     documents = args.chunks // CHUNKS_PER_DOC
     work = args.work or Path(tempfile.mkdtemp(prefix="rag-store-bench-"))
@@ -331,8 +361,10 @@ def main() -> None:
     if args.update_child:
         implementation, index_dir, documents = args.update_child
         store, VersionWriter = store_module(implementation, work)
-        print(json.dumps(update(store, VersionWriter, Path(index_dir), int(documents),
-                                Synthetic(centres=args.centres), 3)))
+        data = Synthetic(centres=args.centres)
+        for round_ in range(args.round, args.round + args.rounds):
+            print(json.dumps(update(store, VersionWriter, Path(index_dir), int(documents), data, round_,
+                                    verify=not args.no_verify)), flush=True)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {"chunks": args.chunks, "threads": os.environ["OMP_NUM_THREADS"], "cpu_count": os.cpu_count()}

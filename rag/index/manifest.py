@@ -80,6 +80,23 @@ class _Documents(Mapping):
     def __len__(self) -> int:
         return len(self._load())
 
+    # The table's own dict answers these: Mapping's defaults go through __getitem__ per entry,
+    # which a build pays for every document of a large index.
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._load()
+
+    def get(self, doc_id: str, default=None):
+        return self._load().get(doc_id, default)
+
+    def keys(self):
+        return self._load().keys()
+
+    def items(self):
+        return self._load().items()
+
+    def values(self):
+        return self._load().values()
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -126,13 +126,15 @@ class Segment:
             raise IndexCorruptError(f"{description} was modified after the build; {FIX}")
         self.info = json.loads(raw)
         self.verified = False
+        self._ann: ApproximateIndex | None = None
+        self._ann_file: Path | None = None  # set once the vectors it indexes are open
+        self._ann_lock = threading.Lock()
         self.check(verify)
         try:
             self.chunk_ids = mapped(path / IDS_FILE)
             self.vectors = mapped(path / VECTORS_FILE)
             self.sentences = mapped(path / SENTENCES_FILE)
             self.lexical = LexicalIndex.load(path / LEXICAL_DIR)
-            self.ann = ApproximateIndex(path / ANN_FILE) if ANN_FILE in self.info["files"] else None
         except (OSError, ValueError) as e:
             raise IndexCorruptError(f"{path} cannot be read ({e}); {FIX}") from e
         self._db = sqlite3.connect(f"file:{path / META_FILE}?mode=ro", uri=True, check_same_thread=False)
@@ -140,10 +142,12 @@ class Segment:
         self._db_lock = threading.Lock()
         self._spans: ChunkSpans | None = None
         self._spans_lock = threading.Lock()
-        if not (len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]) or (
-                self.ann is not None and len(self.ann) != len(self.vectors)):
+        if not len(self.chunk_ids) == len(self.vectors) == self.info["chunks"]:
             raise IndexCorruptError(f"{path} is inconsistent: {len(self.vectors)} vectors for "
                                     f"{self.info['chunks']} chunks; {FIX}")
+        self._ann_file = path / ANN_FILE if ANN_FILE in self.info["files"] else None
+        if verify:
+            self._load_ann()
 
     def check(self, verify: bool) -> None:
         """Every file is there with its size; ``verify`` also checks their SHA-256 (once per
@@ -152,7 +156,34 @@ class Segment:
             return
         for name, expected in self.info["files"].items():
             _check_file(self.path / name, expected, verify)
+        if verify:  # a reader's open: its searches need the graph
+            self._load_ann()
         self.verified = verify
+
+    @property
+    def ann(self) -> ApproximateIndex | None:
+        """The approximate index of a large segment, None in a small one. Read when a reader
+        opens the segment (verified), else on first use: a build's base never searches, and
+        reading a million rows' graphs cost it ~1.5 s."""
+        return self._ann if self._ann_file is None else self._load_ann()
+
+    @ann.setter
+    def ann(self, index: ApproximateIndex | None) -> None:
+        with self._ann_lock:
+            self._ann, self._ann_file = index, None
+
+    def _load_ann(self) -> ApproximateIndex | None:
+        with self._ann_lock:
+            if self._ann_file is not None:
+                try:
+                    index = ApproximateIndex(self._ann_file)
+                except (OSError, ValueError, RuntimeError) as e:
+                    raise IndexCorruptError(f"{self._ann_file} cannot be read ({e}); {FIX}") from e
+                if len(index) != len(self.vectors):
+                    raise IndexCorruptError(f"{self.path} is inconsistent: {len(index)} rows in its "
+                                            f"approximate index for {len(self.vectors)} vectors; {FIX}")
+                self._ann, self._ann_file = index, None
+            return self._ann
 
     @classmethod
     def open(cls, segments_dir: Path, name: str, sha256: str, verify: bool = True) -> "Segment":
@@ -211,7 +242,8 @@ class Segment:
 
     def live_filter(self, live: np.ndarray | None) -> LiveFilter | None:
         """What :meth:`search` needs to skip deleted rows in the approximate index, if any."""
-        return LiveFilter(live) if self.ann is not None and live is not None else None
+        has_ann = self._ann is not None or self._ann_file is not None  # without reading it
+        return LiveFilter(live) if has_ann and live is not None else None
 
     def search(self, vector: np.ndarray, k: int, live: np.ndarray | None,
                live_filter: LiveFilter | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@ and a commit publishes a new version that lists them.
 A change therefore costs what changed: the new segment holds only the added documents, a removed
 document is a name in the manifest, and untouched segments are neither copied nor re-read. Small
 segments are merged when ``MERGE_FANOUT`` of one size class pile up (each chunk is rewritten about
-log_FANOUT(N) times over its life), and a segment mostly deleted is compacted. Every file is
+log_FANOUT(N) times over its life) into segments of at most ``MAX_SEGMENT_CHUNKS``, and a
+segment mostly deleted is compacted. Every file is
 fsynced and checksummed before the version that lists it is published; ``CURRENT`` is replaced
 atomically, so a crash at any point leaves the last good version current.
 """
@@ -58,6 +59,11 @@ SEGMENT_CHUNKS = 20_000
 MERGE_FANOUT = 8
 #: Segments below this many live chunks count as one size class.
 SMALLEST_CLASS = 1_000
+#: No merge writes a segment larger than this: a merge builds the segment's whole graph (~0.2 ms
+#: of CPU per row) and holds its postings in memory, so an unbounded one grew with the index
+#: (a million-chunk build merged everything at its commit). Queries span segments; a 1M-chunk
+#: index is five segments of this size (bench/README.md, "A million chunks").
+MAX_SEGMENT_CHUNKS = 200_000
 #: A segment whose live rows fall below this fraction is compacted.
 COMPACT_BELOW = 0.5
 #: Old versions kept besides the current one, so a damaged current one has a fallback.
@@ -252,15 +258,30 @@ def _size_class(live_chunks: int) -> int:
     return int(math.log(max(live_chunks, SMALLEST_CLASS) / SMALLEST_CLASS, MERGE_FANOUT))
 
 
+def _bounded_run(sizes: list[int], start: int, end: int) -> tuple[int, int] | None:
+    """The first run of at least two consecutive segments in [start, end) whose merge stays
+    within MAX_SEGMENT_CHUNKS (as many of them as fit), or None if no two neighbours fit."""
+    for first in range(start, end - 1):
+        stop, total = first, 0
+        while stop < end and total + sizes[stop] <= MAX_SEGMENT_CHUNKS:
+            total += sizes[stop]
+            stop += 1
+        if stop - first >= 2:
+            return first, stop
+    return None
+
+
 def merge_plan(sizes: list[int], rows: list[int]) -> tuple[int, int] | None:
-    """A run [start, end) of consecutive segments to merge, or None: MERGE_FANOUT neighbours of
-    one size class, or one segment mostly deleted (with its neighbours of its class)."""
+    """A run [start, end) of consecutive segments to merge, or None: at least MERGE_FANOUT
+    neighbours of one size class (as many as fit in MAX_SEGMENT_CHUNKS), or one segment mostly
+    deleted."""
     classes = [_size_class(s) for s in sizes]
     start = 0
     for end in range(1, len(sizes) + 1):
         if end == len(sizes) or classes[end] != classes[start]:
-            if end - start >= MERGE_FANOUT:
-                return start, end
+            run = _bounded_run(sizes, start, end) if end - start >= MERGE_FANOUT else None
+            if run is not None:
+                return run
             start = end
     for n, (live, total) in enumerate(zip(sizes, rows)):
         if total and live < COMPACT_BELOW * total:
@@ -382,10 +403,15 @@ class VersionWriter:
         self._seal_builder()
         refs = self._refs = self._merged(self._live_refs())
         stats = manifest.get("file_stats", {})
+        known = self.base.manifest.documents if self.base is not None else {}
         documents = {}
         for doc_id, content_hash in manifest["documents"].items():
             size, mtime = stats.get(doc_id, (-1, -1))
-            documents[doc_id] = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
+            entry = known.get(doc_id)  # kept as the base has it unless it changed
+            if entry is None or (entry.content_hash, entry.segment, entry.size, entry.mtime_ns) != (
+                    content_hash, self._located[doc_id], size, mtime):
+                entry = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
+            documents[doc_id] = entry
         record = Manifest(
             model=manifest["model"], dimension=int(manifest["dimension"]), chunking=manifest["chunking"],
             next_chunk_id=int(manifest["next_chunk_id"]), built_at=manifest["built_at"],
@@ -419,10 +445,23 @@ class VersionWriter:
             path = self._new_segment_path()
             merged = _merge(path, [(segments[n], lives[n], refs[n].deleted) for n in range(start, end)],
                             self.dimension)
+            sources = {refs[n].name for n in range(start, end)}
             for doc_id, segment in self._located.items():
-                if any(segment == refs[n].name for n in range(start, end)):
+                if segment in sources:
                     self._located[doc_id] = merged.name
             refs = refs[:start] + [merged] + refs[end:]
+            self._release_merged(refs, sources)
+
+    def _release_merged(self, refs: list[SegmentRef], sources: set[str]) -> None:
+        """Remove the segments this build wrote and has just merged away: no published version
+        lists them, so a full build's merges do not hold its rows twice on disk. A pending
+        version is recorded again first, listing the merged segment in their place."""
+        if self._resumable is not None:
+            self._refs = refs
+            self._record_pending()
+        for path in [p for p in self._written if p.name in sources]:
+            shutil.rmtree(path, ignore_errors=True)
+            self._written.remove(path)
 
     def abort(self) -> None:
         """Remove the segments this writer wrote, except those a pending version records (the

@@ -138,3 +138,24 @@ def test_a_merge_copies_vectors_and_sentence_vectors_block_by_block(tmp_path, mo
         for (_, s, e), vector in found.items():
             assert np.array_equal(vector, sentences[doc_id][(s, e)].astype(np.float16).astype(np.float32))
         assert len(found) == len(places)
+
+
+def test_a_build_opens_its_base_without_reading_graphs_and_a_reader_reads_them_at_open(
+        tmp_path, small_threshold, monkeypatch):
+    """A build's base (opened unverified) never searches, so a graph is read only if a search
+    asks for it; a reader's open reads it at once, so that no question waits for it."""
+    from rag.index import segments as segments_module
+
+    reads = []
+    real = segments_module.ApproximateIndex
+    monkeypatch.setattr(segments_module, "ApproximateIndex", lambda path: reads.append(path) or real(path))
+    vectors = write_index(tmp_path / "built", documents=600)
+    base = open_snapshot(tmp_path / "built", verify=False)
+    assert reads == []
+    assert base.search_dense(vectors[5], 1)[0][0] == 5
+    assert len(reads) == 1
+    base.close()
+
+    write_index(tmp_path / "read", documents=600)
+    open_snapshot(tmp_path / "read").close()
+    assert len(reads) == 2
