@@ -104,7 +104,10 @@ class RayCluster:
     routable address, so outside such a namespace it would listen there. Drivers run inside the
     namespace too (:meth:`command` prefixes a command to do so)."""
 
-    def __init__(self, base_dir: Path, cpus_per_node: int = 1, port: int = 6380, nodes: int = 2):
+    def __init__(self, base_dir: Path, cpus_per_node: int = 1, port: int | None = None, nodes: int = 2):
+        # ``ray start --head`` refuses a port that a head in any namespace on the machine uses (it
+        # finds them by process), so two test runs side by side each take their own
+        port = port or 6380 + os.getpid() % 1000
         self.base_dir = Path(base_dir)
         self.cpus_per_node = cpus_per_node
         self.token_path = self.base_dir / "token"
