@@ -314,12 +314,9 @@ def _threads(value: str) -> int:
     if value == "auto":
         return 0
     try:
-        count = int(value)
-    except ValueError:
+        return _count(value)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {value!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 (or auto), got {count}")
-    return count
 
 
 def _parser() -> argparse.ArgumentParser:
