@@ -93,43 +93,44 @@ def find_files(
     if not root.is_dir():
         raise RagError(f"corpus directory not found: {root}")
     root_real = root.resolve()
+    prefix = len(os.path.join(os.fspath(root), ""))  # doc_id = entry.path[prefix:]: no Path per entry
     max_bytes = max_file_mb * 1024 * 1024
     found: list[tuple[str, Path]] = []
     skipped: list[tuple[str, str]] = []
-    pending = [root]  # a stack, not recursion: corpus depth is not bounded by us
+    pending = [os.fspath(root)]  # a stack, not recursion: corpus depth is not bounded by us
     while pending:
         directory = pending.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError as e:
-            skipped.append((_doc_id(root, Path(directory)), f"unreadable directory: {_os_reason(e)}"))
+            skipped.append((_doc_id(directory[prefix:]), f"unreadable directory: {_os_reason(e)}"))
             continue
         for entry in entries:
-            path = Path(entry.path)
-            doc_id = _doc_id(root, path)
+            doc_id = _doc_id(entry.path[prefix:])
             if doc_id == TRASH_FOLDER:
                 continue  # rag's own trash of removed documents: not the user's file to report
-            reason = _skip_reason(entry, path, root_real, max_bytes)
+            reason = _skip_reason(entry, root_real, max_bytes)
             if reason is not None:
                 skipped.append((doc_id, reason))
             elif entry.is_dir(follow_symlinks=False):
-                pending.append(path)
+                pending.append(entry.path)
             else:
-                found.append((doc_id, path))
+                found.append((doc_id, Path(entry.path)))
     return sorted(found), sorted(skipped)
 
 
-def _doc_id(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix()
+def _doc_id(relative: str) -> str:
+    """The POSIX form of a path relative to the corpus ("." for the corpus itself)."""
+    return (relative.replace(os.sep, "/") if os.sep != "/" else relative) or "."
 
 
-def _skip_reason(entry: os.DirEntry, path: Path, root_real: Path, max_bytes: float) -> str | None:
+def _skip_reason(entry: os.DirEntry, root_real: Path, max_bytes: float) -> str | None:
     """Why ``entry`` is not indexed (or descended into), or None if it is."""
     if entry.name.startswith("."):
         return "hidden directory" if entry.is_dir(follow_symlinks=False) else "hidden file"
     if entry.is_symlink():
         try:
-            target = path.resolve(strict=True)
+            target = Path(entry.path).resolve(strict=True)
         except (OSError, RuntimeError):  # RuntimeError: symlink loop on older Pythons
             return "broken symlink"
         if not target.is_relative_to(root_real):
@@ -144,8 +145,8 @@ def _skip_reason(entry: os.DirEntry, path: Path, root_real: Path, max_bytes: flo
         return None
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return unsupported_reason(path)
+    if os.path.splitext(entry.name)[1].lower() not in SUPPORTED_SUFFIXES:
+        return unsupported_reason(Path(entry.path))
     if info.st_size > max_bytes:
         return f"file too large ({info.st_size / 1048576:.1f} MB > {max_bytes / 1048576:g} MB limit)"
     return None
