@@ -7,11 +7,11 @@ import io
 
 import pypdfium2
 import pytest
-from fpdf import FPDF
 from PIL import Image
 
 from rag.loaders import load_document
 from rag.web_pdf import page_image, quote_pages, source_place
+from tests.conftest import write_pdf
 from tests.documents import write_docx, write_pptx
 
 QUOTE = "The barn owl hunts voles at night by sound alone, even in complete darkness."
@@ -19,15 +19,10 @@ QUOTE = "The barn owl hunts voles at night by sound alone, even in complete dark
 
 @pytest.fixture
 def survey(tmp_path):
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    pdf.add_page()
-    pdf.multi_cell(0, 8, "Owl survey\n\nThe survey counted birds in the northern woods over three winters.")
-    pdf.add_page()
-    pdf.multi_cell(0, 8, f"Night hunting. {QUOTE} Its facial disc funnels faint rustling to its ears.")
-    path = tmp_path / "survey.pdf"
-    pdf.output(str(path))
-    return path
+    return write_pdf(tmp_path / "survey.pdf", [
+        "Owl survey\n\nThe survey counted birds in the northern woods over three winters.",
+        f"Night hunting. {QUOTE} Its facial disc funnels faint rustling to its ears.",
+    ])
 
 
 def test_the_quote_is_boxed_over_its_words_on_the_cited_page(survey):
@@ -58,12 +53,9 @@ def test_a_quote_not_on_the_page_gives_the_page_without_boxes(survey):
 
 
 def test_a_repeated_phrase_is_boxed_where_it_was_quoted(tmp_path):
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    pdf.add_page()
-    pdf.multi_cell(0, 8, f"{QUOTE}\n\nThe wardens wrote a long note in between about the weather.\n\n{QUOTE}")
-    path = tmp_path / "twice.pdf"
-    pdf.output(str(path))
+    path = write_pdf(tmp_path / "twice.pdf", [
+        f"{QUOTE}\n\nThe wardens wrote a long note in between about the weather.\n\n{QUOTE}",
+    ])
     document = load_document(path, "twice.pdf")
     second = document.text.rindex(QUOTE)
     (on_page,) = quote_pages(document, second, second + len(QUOTE))
@@ -74,14 +66,10 @@ def test_a_repeated_phrase_is_boxed_where_it_was_quoted(tmp_path):
 
 
 def test_a_quote_across_a_page_break_is_boxed_on_each_page(tmp_path):
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    pdf.add_page()
-    pdf.multi_cell(0, 8, "Owl survey\n\nThe barn owl hunts voles at night by sound alone, even in")
-    pdf.add_page()
-    pdf.multi_cell(0, 8, "complete darkness, and its facial disc funnels faint rustling to its ears.")
-    path = tmp_path / "split.pdf"
-    pdf.output(str(path))
+    path = write_pdf(tmp_path / "split.pdf", [
+        "Owl survey\n\nThe barn owl hunts voles at night by sound alone, even in",
+        "complete darkness, and its facial disc funnels faint rustling to its ears.",
+    ])
     document = load_document(path, "split.pdf")
     start = document.text.index("The barn owl")
     end = document.text.index("complete darkness") + len("complete darkness")
