@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import fcntl
 import heapq
+import itertools
 import json
 import logging
 import re
 import threading
 import weakref
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -227,21 +229,7 @@ class Snapshot:
         records = {}
         for n in np.unique(segments[found]).tolist():
             mine = found & (segments == n)
-            segment = self._segments[n]
-            spans, rows_n = segment.chunk_spans(), rows[mine]
-            documents = spans.documents[rows_n]
-            # Each document's text is read once (by rowid) and sliced here: SQLite's substr()
-            # walks a text from its first character, so one per chunk re-read long documents.
-            wanted = np.unique(documents).tolist()
-            texts = {rowid: (doc_id, title, text, () if page_starts == "[]" else json.loads(page_starts))
-                     for rowid, doc_id, title, text, page_starts in segment.query(
-                         "SELECT rowid, doc_id, title, text, page_starts FROM documents "
-                         f"WHERE rowid IN ({','.join('?' * len(wanted))})", tuple(wanted))}
-            for chunk_id, start, end, rowid in zip(ids[mine].tolist(), spans.starts[rows_n].tolist(),
-                                                   spans.ends[rows_n].tolist(), documents.tolist()):
-                doc_id, title, text, page_starts = texts[rowid]
-                records[chunk_id] = ChunkRecord(chunk_id, doc_id, title, text[start:end], start, end,
-                                                page_at(page_starts, start) if page_starts else None)
+            records.update(zip(ids[mine].tolist(), _chunk_records(self._segments[n], rows[mine].tolist())))
         return {c: records[c] for c in chunk_ids if c in records}
 
     def vocabulary(self) -> Vocabulary:
@@ -309,6 +297,75 @@ class Snapshot:
     def _live_documents(self) -> int:
         return sum(segment.query("SELECT count(*) FROM documents")[0][0] - len(deleted)
                    for segment, deleted in zip(self._segments, self._deleted))
+
+
+class _RecordCache:
+    """Chunk records of recently read rows, process-wide, the least recently used dropped past
+    ``size``: segments never change, so a row's record is the same in every version listing its
+    segment, and the results of a corpus's questions come back to the same chunks. Keys are a
+    number per open segment (never a reused path), so a closed segment's records just age out."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._records: OrderedDict[tuple[int, int], ChunkRecord] = OrderedDict()
+        self._segment_keys: "weakref.WeakKeyDictionary[Segment, int]" = weakref.WeakKeyDictionary()
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+
+    def get(self, segment: Segment, rows: list[int]) -> tuple[int, list[ChunkRecord | None]]:
+        """The segment's key and each row's record (None where not cached)."""
+        with self._lock:
+            key = self._segment_keys.get(segment)
+            if key is None:
+                key = self._segment_keys[segment] = next(self._numbers)
+            found = []
+            for row in rows:
+                record = self._records.get((key, row))
+                if record is not None:
+                    self._records.move_to_end((key, row))
+                found.append(record)
+            return key, found
+
+    def put(self, key: int, records: dict[int, ChunkRecord]) -> None:
+        with self._lock:
+            self._records.update(((key, row), record) for row, record in records.items())
+            while len(self._records) > self.size:
+                self._records.popitem(last=False)
+
+
+#: About 1 KB each (a 128-token chunk's text and its record): ~20 MB at most.
+_records = _RecordCache(20_000)
+
+
+def _chunk_records(segment: Segment, rows: list[int]) -> list[ChunkRecord]:
+    """The record of each row of ``segment``: from the cache, else read (and then cached)."""
+    key, records = _records.get(segment, rows)
+    missing = sorted({row for row, record in zip(rows, records) if record is None})
+    if not missing:
+        return records
+    read = dict(zip(missing, _read_records(segment, missing)))
+    _records.put(key, read)
+    return [read[row] if record is None else record for row, record in zip(rows, records)]
+
+
+def _read_records(segment: Segment, rows: list[int]) -> list[ChunkRecord]:
+    spans = segment.chunk_spans()
+    documents = spans.documents[rows]
+    # Each document's text is read once (by rowid) and sliced here: SQLite's substr() walks a
+    # text from its first character, so one per chunk re-read long documents.
+    wanted = np.unique(documents).tolist()
+    texts = {rowid: (doc_id, title, text, () if page_starts == "[]" else json.loads(page_starts))
+             for rowid, doc_id, title, text, page_starts in segment.query(
+                 "SELECT rowid, doc_id, title, text, page_starts FROM documents "
+                 f"WHERE rowid IN ({','.join('?' * len(wanted))})", tuple(wanted))}
+    records = []
+    for chunk_id, start, end, rowid in zip(np.asarray(segment.chunk_ids)[rows].tolist(),
+                                           spans.starts[rows].tolist(), spans.ends[rows].tolist(),
+                                           documents.tolist()):
+        doc_id, title, text, page_starts = texts[rowid]
+        records.append(ChunkRecord(chunk_id, doc_id, title, text[start:end], start, end,
+                                   page_at(page_starts, start) if page_starts else None))
+    return records
 
 
 _words: "weakref.WeakKeyDictionary[Segment, WordCounts]" = weakref.WeakKeyDictionary()

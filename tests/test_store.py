@@ -60,6 +60,36 @@ def test_snapshot_reads_back_documents_and_chunks(default_index):
     assert info.pages is None and all(r.page is None for r in records.values())
 
 
+def test_cached_chunk_records_are_those_read(tmp_path, make_pdf, monkeypatch):
+    """Records served from the process-wide cache, however small, equal the ones SQLite gives:
+    the same passages (text, offsets, page, score) on a real index with pages and deletions."""
+    from rag import store
+
+    corpus = _corpus(tmp_path / "corpus", {**ARTICLES, "gone.txt": "Gone\nA page about volcanoes."})
+    make_pdf(corpus / "guide.pdf", [" ".join(["Volcanoes erupt ash over Iceland."] * 60),
+                                    " ".join(["Honeybees warm their hive in winter."] * 60)])
+    index_dir = tmp_path / "index"
+    build_index(corpus, index_dir)
+    (corpus / "gone.txt").unlink()
+    build_index(corpus, index_dir)  # a second version: the first segment with a deleted document
+    queries = ["volcanoes erupting", "bees in winter", "Iceland flights 2010", "hive temperature"]
+
+    def results(cache):
+        monkeypatch.setattr(store, "_records", cache)
+        retriever = Retriever(index_dir)
+        snapshot = retriever.snapshot()
+        return ([retriever.search(q, k) for q in queries for k in (1, 3, 50)]
+                + [retriever.search_documents(q, 5) for q in queries],
+                snapshot.chunks(list(range(-1, 100))))
+
+    uncached = results(store._RecordCache(0))
+    assert len(uncached[1]) > 4 and any(r.page == 2 for r in uncached[1].values())
+    assert "gone.txt" not in {r.doc_id for r in uncached[1].values()}
+    warm = store._RecordCache(1000)
+    assert results(warm) == uncached == results(warm)  # cold, then every record from the cache
+    assert results(store._RecordCache(2)) == uncached  # evicting all the time
+
+
 def test_no_index_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexNotFoundError, match="rag index"):
         retrieve("anything", index_dir=tmp_path / "empty")
