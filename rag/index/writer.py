@@ -21,7 +21,7 @@ import shutil
 import signal
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from ..store import (
 )
 from ..types import Chunk, Document, IndexCorruptError
 from . import ann
-from .manifest import DocumentEntry, Manifest, SegmentRef
+from .manifest import TABLES_DIR, DocumentEntry, DocumentTable, Manifest, SegmentRef
 from .segments import (
     IDS_FILE,
     LEXICAL_DIR,
@@ -314,12 +314,16 @@ class VersionWriter:
         self.dimension = dimension
         self._resumable = resumable
         self._recorded: set[str] = set()  # segments a pending version lists
-        self._hashes = {} if base is None else {d: e.content_hash for d, e in base.manifest.documents.items()}
+        self._pending_base: str | None = None  # the base table the pending version lists
+        #: The base version's documents, and this writer's changes to them (None: removed): a
+        #: build that changes one document copies nothing of a large table.
+        self._table: Mapping[str, DocumentEntry] = {} if base is None else base.manifest.documents
+        self._changed: dict[str, DocumentEntry | None] = {}
+        self._merged_into: dict[str, str] = {}  # segment merged away -> the segment holding its rows
+        self._document_counts: dict[str, int] = {}  # sealed segment -> documents it was written with
         self._next_id = 0 if base is None else base.manifest.next_chunk_id
         self.base = base
         self._deleted: dict[str, set[str]] = {}  # segment -> documents deleted from it
-        self._located: dict[str, str] = {} if base is None else {
-            doc_id: entry.segment for doc_id, entry in base.manifest.documents.items()}
         self._refs: list[SegmentRef] = [] if base is None else list(base.manifest.segments)
         self._written: list[Path] = []
         self._builder: _SegmentBuilder | None = None
@@ -331,25 +335,36 @@ class VersionWriter:
         self._written.append(path)
         return path
 
+    def _entry(self, doc_id: str) -> DocumentEntry | None:
+        """The document as written so far, in the segment that holds its rows now."""
+        entry = self._changed[doc_id] if doc_id in self._changed else self._table.get(doc_id)
+        if entry is None or entry.segment not in self._merged_into:
+            return entry
+        return entry._replace(segment=self._holder(entry.segment))
+
+    def _holder(self, segment: str) -> str:
+        """The segment holding the rows written to ``segment`` (itself, or what it was merged into)."""
+        while segment in self._merged_into:
+            segment = self._merged_into[segment]
+        return segment
+
     def remove_document(self, doc_id: str) -> None:
-        segment = self._located.pop(doc_id, None)
-        self._hashes.pop(doc_id, None)
-        if segment is None:
+        entry = self._entry(doc_id)
+        if entry is None:
             return
-        self._deleted.setdefault(segment, set()).add(doc_id)
+        self._changed[doc_id] = None
+        self._deleted.setdefault(entry.segment, set()).add(doc_id)
 
     def add_document(
         self, doc: Document, chunks: list[Chunk], chunk_ids: list[int], vectors: np.ndarray,
         sentences: dict[tuple[int, int], np.ndarray] | None = None,
     ) -> None:
         """``sentences``: vector by (start, end) in the document, for answering."""
-        if doc.doc_id in self._located:
-            self.remove_document(doc.doc_id)
+        self.remove_document(doc.doc_id)
         if self._builder is None:
             self._builder = _SegmentBuilder(self._new_segment_path(), self.dimension)
         self._builder.add(doc, chunks, chunk_ids, vectors, sentences or {})
-        self._located[doc.doc_id] = self._builder.path.name
-        self._hashes[doc.doc_id] = doc.content_hash
+        self._changed[doc.doc_id] = DocumentEntry(doc.content_hash, self._builder.path.name)
         self._next_id = max([self._next_id, *[i + 1 for i in chunk_ids]])
         if len(self._builder.ids) >= SEGMENT_CHUNKS:
             self._seal_builder()
@@ -360,6 +375,7 @@ class VersionWriter:
         builder, self._builder = self._builder, None
         if builder is not None:
             self._refs.append(builder.write())
+            self._document_counts[builder.path.name] = len(builder.doc_ids)
 
     def __len__(self) -> int:
         """Live chunks of the version as written so far: the sealed segments it lists, less
@@ -376,9 +392,25 @@ class VersionWriter:
 
     def _live_refs(self) -> list[SegmentRef]:
         """The segments with their deletions so far, without those left holding nothing."""
-        holding = set(self._located.values())
-        return [SegmentRef(r.name, r.sha256, tuple(sorted(set(r.deleted) | self._deleted.get(r.name, set()))))
-                for r in self._refs if r.name in holding]
+        refs = []
+        for ref in self._refs:
+            deleted = set(ref.deleted) | self._deleted.get(ref.name, set())
+            if len(deleted) < self._documents_in(ref):
+                refs.append(SegmentRef(ref.name, ref.sha256, tuple(sorted(deleted))))
+        return refs
+
+    def _documents_in(self, ref: SegmentRef) -> int:
+        """Documents a sealed segment was written with (deleted or not)."""
+        if ref.name not in self._document_counts:
+            segment = Segment.open(self.segments_dir, ref.name, ref.sha256, verify=False)
+            self._document_counts[ref.name] = segment.query("SELECT count(*) FROM documents")[0][0]
+        return self._document_counts[ref.name]
+
+    def _entries(self) -> dict[str, DocumentEntry]:
+        """Every live document as written so far (for a pending version: a large build's)."""
+        entries = {d: self._entry(d) for d in self._table if d not in self._changed}
+        entries.update((d, self._entry(d)) for d, entry in self._changed.items() if entry is not None)
+        return entries
 
     def _record_pending(self) -> None:
         """Record what is sealed so far as the pending version (fsynced, not current)."""
@@ -386,13 +418,17 @@ class VersionWriter:
         record = Manifest(
             model=self._resumable["model"], dimension=self.dimension, chunking=self._resumable["chunking"],
             next_chunk_id=self._next_id, built_at="",
-            documents={d: DocumentEntry(self._hashes[d], segment) for d, segment in self._located.items()},
+            documents=self._entries(),
             segments=tuple(refs))
         pending = self.index_dir / PENDING_DIR
         pending.mkdir(exist_ok=True)
         (pending / READERS_FILE).touch()
         write_durably(pending / BUILD_FILE, json.dumps(self._resumable, sort_keys=True))
+        superseded = self._pending_base
         record.save(pending, write_durably)
+        self._pending_base = Manifest.read(pending / MANIFEST_FILE).documents.base_name
+        if superseded not in (None, self._pending_base) and superseded not in _listed(self.index_dir)[1]:
+            (self.index_dir / TABLES_DIR / f"{superseded}.json").unlink(missing_ok=True)
         self._recorded = {r.name for r in refs}
         _reached("segment-recorded")
 
@@ -402,20 +438,11 @@ class VersionWriter:
         (size, mtime_ns)) for the documents whose file was read as it is now."""
         self._seal_builder()
         refs = self._refs = self._merged(self._live_refs())
-        stats = manifest.get("file_stats", {})
-        known = self.base.manifest.documents if self.base is not None else {}
-        documents = {}
-        for doc_id, content_hash in manifest["documents"].items():
-            size, mtime = stats.get(doc_id, (-1, -1))
-            entry = known.get(doc_id)  # kept as the base has it unless it changed
-            if entry is None or (entry.content_hash, entry.segment, entry.size, entry.mtime_ns) != (
-                    content_hash, self._located[doc_id], size, mtime):
-                entry = DocumentEntry(content_hash, self._located[doc_id], size, mtime)
-            documents[doc_id] = entry
         record = Manifest(
             model=manifest["model"], dimension=int(manifest["dimension"]), chunking=manifest["chunking"],
             next_chunk_id=int(manifest["next_chunk_id"]), built_at=manifest["built_at"],
-            documents=documents, segments=tuple(refs))
+            documents=self._table_after(manifest["documents"], manifest.get("file_stats", {})),
+            segments=tuple(refs))
         version = self.index_dir / _next_version(self.index_dir)
         version.mkdir()
         (version / READERS_FILE).touch()
@@ -428,6 +455,25 @@ class VersionWriter:
         _reached("after-switch")
         shutil.rmtree(self.index_dir / PENDING_DIR, ignore_errors=True)
         remove_unused(self.index_dir)
+
+    def _table_after(self, hashes: Mapping[str, str],
+                     stats: Mapping[str, tuple[int, int]]) -> Mapping[str, DocumentEntry]:
+        """The committed version's document table: the base's, with the entries that differ
+        from it (a changed file, one moved by a merge, one removed) as its changes."""
+        changes: dict[str, DocumentEntry | None] = {}
+        for doc_id, content_hash in hashes.items():
+            known = self._table.get(doc_id)
+            written = self._changed[doc_id] if doc_id in self._changed else known
+            if written is None:
+                raise KeyError(f"{doc_id} is listed for the version but was never written to it")
+            size, mtime = stats.get(doc_id, (-1, -1))
+            entry = DocumentEntry(content_hash, self._holder(written.segment), size, mtime)
+            if entry != known:
+                changes[doc_id] = entry
+        changes.update((doc_id, None) for doc_id in self._table.keys() - hashes.keys())
+        if isinstance(self._table, DocumentTable):
+            return self._table.updated(changes)
+        return DocumentTable(None, changes)
 
     def _merged(self, refs: list[SegmentRef]) -> list[SegmentRef]:
         """Apply the merge policy until it asks for nothing more."""
@@ -446,9 +492,7 @@ class VersionWriter:
             merged = _merge(path, [(segments[n], lives[n], refs[n].deleted) for n in range(start, end)],
                             self.dimension)
             sources = {refs[n].name for n in range(start, end)}
-            for doc_id, segment in self._located.items():
-                if segment in sources:
-                    self._located[doc_id] = merged.name
+            self._merged_into.update(dict.fromkeys(sources, merged.name))
             refs = refs[:start] + [merged] + refs[end:]
             self._release_merged(refs, sources)
 
@@ -500,6 +544,22 @@ def _take_exclusively(version_dir: Path) -> object | None:
     return handle
 
 
+def _listed(index_dir: Path) -> tuple[set[str], set[str]]:
+    """The segments and base document tables that the versions left on disk (and a pending
+    build) list."""
+    segments, tables = set(), set()
+    for path in [*index_dir.glob("v-*"), index_dir / PENDING_DIR]:
+        if not (path / MANIFEST_FILE).exists():
+            continue
+        try:
+            manifest = Manifest.read(path / MANIFEST_FILE)
+        except IndexCorruptError:  # an unreadable version lists nothing worth keeping
+            continue
+        segments.update(ref.name for ref in manifest.segments)
+        tables.add(manifest.documents.base_name)
+    return segments, tables
+
+
 def remove_unused(index_dir: Path) -> None:
     """Remove versions no reader holds (keeping the current one and KEPT_VERSIONS before it),
     then segments no remaining version lists, including those of builds that died. Only the
@@ -509,14 +569,11 @@ def remove_unused(index_dir: Path) -> None:
                      and version_number(p.name) is not None)
     current_number = version_number(current or "")
     kept = [p for n, p in numbers if current_number is not None and n < current_number][-KEPT_VERSIONS:]
-    remaining = []
     for number, path in numbers:
         if path.name == current or path in kept:
-            remaining.append(path)
             continue
         handle = _take_exclusively(path)
         if handle is None:
-            remaining.append(path)
             continue
         try:
             shutil.rmtree(path, ignore_errors=True)
@@ -525,16 +582,12 @@ def remove_unused(index_dir: Path) -> None:
     for path in index_dir.glob("v-*"):  # folders of an older format, or a non-directory
         if path.is_dir() and version_number(path.name) is None:
             shutil.rmtree(path, ignore_errors=True)
-    listed = set()
-    if (index_dir / PENDING_DIR / MANIFEST_FILE).exists():
-        remaining.append(index_dir / PENDING_DIR)
-    for path in remaining:
-        try:
-            listed.update(ref.name for ref in Manifest.read(path / MANIFEST_FILE).segments)
-        except IndexCorruptError:  # an unreadable version lists nothing worth keeping
-            continue
+    segments, tables = _listed(index_dir)
     for segment in (index_dir / SEGMENTS_DIR).glob("*"):
-        if segment.name not in listed:
+        if segment.name not in segments:
             shutil.rmtree(segment, ignore_errors=True)
+    for table in (index_dir / TABLES_DIR).glob("*"):
+        if table.stem not in tables:
+            table.unlink(missing_ok=True)
     for tmp in index_dir.glob(f".{CURRENT_FILE}.*.tmp"):
         tmp.unlink(missing_ok=True)
