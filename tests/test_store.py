@@ -343,3 +343,29 @@ def test_a_new_version_counts_the_words_of_its_new_segments_only(tmp_path, monke
                  "hive", "dancee", "wintr", "flihgts"):
         assert (vocabulary.match(word), word in vocabulary) == (live.match(word), word in live), word
     assert vocabulary.match("colony") is None  # only in the replaced text
+
+
+def test_files_as_the_build_stamped_them_are_not_read_again_and_edited_ones_are(tmp_path, monkeypatch):
+    from rag.index import segments
+
+    corpus, index_dir = _corpus(tmp_path / "corpus", ARTICLES), tmp_path / "index"
+    build_index(corpus, index_dir)
+    monkeypatch.setattr(segments, "_verified", set())  # as a new process starts
+    checksummed = []
+    real_sha256 = segments.file_sha256
+    monkeypatch.setattr(segments, "file_sha256", lambda path: checksummed.append(path.name) or real_sha256(path))
+    open_snapshot(index_dir).close()
+    assert checksummed == []
+
+    shutil.copytree(index_dir, tmp_path / "copy")  # other inodes: verified in full
+    open_snapshot(tmp_path / "copy").close()
+    assert VECTORS_FILE in checksummed and META_FILE in checksummed
+
+    monkeypatch.setattr(segments, "_verified", set())
+    with open(_segment(index_dir) / VECTORS_FILE, "r+b") as f:  # same file, same size, edited
+        f.seek(-10, 2)
+        byte = f.read(1)
+        f.seek(-10, 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(IndexCorruptError, match=rf"{VECTORS_FILE}.*--full"):
+        open_snapshot(index_dir)

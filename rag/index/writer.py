@@ -48,9 +48,11 @@ from .segments import (
     SEGMENTS_DIR,
     SENTENCES_FILE,
     SOURCE_MAPS_TABLE,
+    STAMPS_FILE,
     VECTORS_FILE,
     Segment,
     file_sha256,
+    stamps,
 )
 
 #: A build seals its segment every this many chunks, so its memory stays bounded.
@@ -136,6 +138,7 @@ def _seal(path: Path, chunks: int, dimension: int) -> SegmentRef:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         _fsync_file(file)
         files[str(file.relative_to(path))] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
+    write_durably(path / STAMPS_FILE, stamps(path, sorted(files)))
     for folder in {f.parent for f in path.rglob("*")} | {path}:
         _fsync_dir(folder)
     description = json.dumps({"chunks": chunks, "dimension": dimension, "files": files}, sort_keys=True)
